@@ -1,0 +1,81 @@
+from django.contrib import admin
+from import_export.admin import ExportMixin
+from import_export.formats.base_formats import CSV, JSON, XLSX
+
+from .models import Agent
+from .resources import AgentResource
+
+
+@admin.register(Agent)
+class AgentAdmin(ExportMixin, admin.ModelAdmin):
+    resource_classes = [AgentResource]
+    export_formats = [CSV, XLSX, JSON]
+    list_display = (
+        "name",
+        "industry",
+        "profession",
+        "state",
+        "city",
+        "subscription_tier",
+        "status",
+        "ghost_profile",
+        "updated_at",
+    )
+    list_filter = ("industry", "state", "subscription_tier", "status", "ghost_profile")
+    search_fields = ("name", "email", "license_number", "brokerage", "city")
+    list_select_related = ("industry",)
+    list_per_page = 50
+    readonly_fields = ("id", "created_at", "updated_at", "enriched_at")
+    fieldsets = (
+        ("Identity", {"fields": ("id", "name", "slug")}),
+        ("Industry", {"fields": ("industry", "profession", "specializations")}),
+        ("Contact", {"fields": ("email", "phone", "cell_phone", "office_phone")}),
+        ("Licensing", {"fields": ("license_number", "mls_id", "state", "city")}),
+        ("Brokerage", {"fields": ("brokerage", "brokerage_license")}),
+        ("Profile", {"fields": ("bio", "photo", "photo_url", "video_intro_url")}),
+        (
+            "Status",
+            {
+                "fields": (
+                    "status",
+                    "ghost_profile",
+                    "claimed_at",
+                    "claimed_by",
+                    "profile_views",
+                    "fake_leads_count",
+                )
+            },
+        ),
+        (
+            "Geography",
+            {
+                "fields": (
+                    "primary_region",
+                    "primary_county",
+                    "service_regions",
+                    "service_zipcodes",
+                    "service_radius_miles",
+                )
+            },
+        ),
+        (
+            "Specialty",
+            {
+                "fields": (
+                    "primary_specialty",
+                    "secondary_specialties",
+                    "property_types",
+                    "price_ranges",
+                    "client_focus",
+                    "language_capabilities",
+                )
+            },
+        ),
+        (
+            "Experience",
+            {"fields": ("years_experience", "transactions_ytd", "total_volume_sold", "avg_days_to_close")},
+        ),
+        ("Tier", {"fields": ("subscription_tier", "tier_started_at", "tier_expires_at")}),
+        ("Content", {"fields": ("bio_tone", "content_style", "unique_value_props", "features")}),
+        ("Metadata", {"fields": ("source", "created_at", "updated_at", "enriched_at")}),
+    )

@@ -1,0 +1,157 @@
+import csv
+import io
+import json
+
+import pytest
+from openpyxl import load_workbook
+
+from agents.models import Agent
+from agents.resources import D1_AGENT_COLUMNS
+
+from .factories import AgentFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/agents/agent/"
+
+
+def test_changelist_lists_agents(admin_client):
+    AgentFactory(name="Alice Alpha")
+    AgentFactory(name="Bob Beta")
+    response = admin_client.get(CHANGELIST)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Alice Alpha" in body and "Bob Beta" in body
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("q=alpha", "Alice Alpha"),
+        ("q=alice%40corp.example", "Alice Alpha"),
+        ("q=LIC-777", "Alice Alpha"),
+        ("q=Harbor", "Alice Alpha"),
+        ("q=Fresno", "Alice Alpha"),
+        ("industry__industry__exact=legal", "Alice Alpha"),
+        ("state__exact=NY", "Alice Alpha"),
+        ("subscription_tier__exact=premium", "Alice Alpha"),
+        ("status__exact=pending", "Alice Alpha"),
+        ("ghost_profile__exact=0", "Alice Alpha"),
+    ],
+)
+def test_search_and_filters(admin_client, query, expected):
+    AgentFactory(
+        name="Alice Alpha",
+        email="alice@corp.example",
+        license_number="LIC-777",
+        brokerage="Harbor Law",
+        city="Fresno",
+        industry_id="legal",
+        profession="attorney",
+        state="NY",
+        subscription_tier="premium",
+        status="pending",
+        ghost_profile=False,
+    )
+    AgentFactory(name="Other Person", city="Austin", state="TX")
+    response = admin_client.get(f"{CHANGELIST}?{query}")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert expected in body
+    assert "Other Person" not in body
+
+
+def test_change_view_shows_fieldsets_and_readonly_timestamps(admin_client):
+    agent = AgentFactory()
+    response = admin_client.get(f"{CHANGELIST}{agent.pk}/change/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    for legend in ("Identity", "Contact", "Licensing", "Geography", "Specialty", "Tier", "Industry"):
+        assert f">{legend}<" in body
+    assert 'name="updated_at"' not in body and 'name="created_at"' not in body
+
+
+def test_change_view_rejects_invalid_values(admin_client):
+    agent = AgentFactory()
+    response = admin_client.get(f"{CHANGELIST}{agent.pk}/change/")
+    form = response.context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k != "photo"}
+    for key in (
+        "service_regions",
+        "service_zipcodes",
+        "secondary_specialties",
+        "property_types",
+        "price_ranges",
+        "language_capabilities",
+        "unique_value_props",
+        "features",
+        "specializations",
+    ):
+        data[key] = json.dumps(data[key])
+    data.update({"state": "CA", "industry": "mortgage", "profession": "loan_officer",
+                 "license_number": "NOT-NMLS", "ghost_profile": ""})  # fmt: skip
+    response = admin_client.post(f"{CHANGELIST}{agent.pk}/change/", data)
+    assert response.status_code == 200
+    assert "not a valid NMLS ID" in response.content.decode()
+    data["license_number"] = "98765"
+    response = admin_client.post(f"{CHANGELIST}{agent.pk}/change/", data)
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert agent.license_number == "98765" and agent.industry_id == "mortgage"
+
+
+def _export(admin_client, file_format: int) -> bytes:
+    # django-import-export's export form: format index in export_formats (CSV, XLSX, JSON).
+    data = {"format": str(file_format), "export_items": []}
+    data.update({f"agentresource_{c}": "on" for c in D1_AGENT_COLUMNS})
+    response = admin_client.post(f"{CHANGELIST}export/", data)
+    assert response.status_code == 200, response.content[:500]
+    return response.content
+
+
+DANGEROUS = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
+
+
+def test_export_csv_has_d1_columns_and_escapes_formulae(admin_client):
+    for i, value in enumerate(DANGEROUS):
+        AgentFactory(name=f"Agent {i}", brokerage=value)
+    rows = list(csv.DictReader(io.StringIO(_export(admin_client, 0).decode("utf-8-sig"))))
+    assert list(rows[0].keys()) == list(D1_AGENT_COLUMNS)
+    brokerages = sorted(r["brokerage"] for r in rows)
+    assert brokerages == sorted("'" + v for v in DANGEROUS)
+
+
+def test_export_xlsx_escapes_formulae(admin_client):
+    AgentFactory(brokerage="=1+1", city="@evil")
+    workbook = load_workbook(io.BytesIO(_export(admin_client, 1)))
+    sheet = workbook.active
+    header = [c.value for c in sheet[1]]
+    row = dict(zip(header, [c.value for c in sheet[2]], strict=True))
+    assert row["brokerage"] == "'=1+1"
+    assert row["city"] == "'@evil"
+
+
+def test_export_json(admin_client):
+    AgentFactory(name="Json Person", brokerage="-minus")
+    data = json.loads(_export(admin_client, 2))
+    assert data[0]["name"] == "Json Person"
+    assert data[0]["brokerage"] == "'-minus"
+    assert data[0]["industry"] == "real_estate"
+    assert set(data[0]) == set(D1_AGENT_COLUMNS)
+
+
+def test_models_hold_every_d1_column():
+    d1_columns = {
+        "id", "slug", "name", "email", "phone", "cell_phone", "office_phone", "license_number",
+        "mls_id", "state", "city", "brokerage", "brokerage_license", "bio", "photo_url",
+        "video_intro_url", "status", "ghost_profile", "claimed_at", "claimed_by", "profile_views",
+        "fake_leads_count", "source", "created_at", "updated_at", "enriched_at", "primary_region",
+        "primary_county", "service_regions", "service_zipcodes", "service_radius_miles",
+        "primary_specialty", "secondary_specialties", "property_types", "price_ranges",
+        "client_focus", "language_capabilities", "years_experience", "transactions_ytd",
+        "total_volume_sold", "avg_days_to_close", "subscription_tier", "tier_started_at",
+        "tier_expires_at", "bio_tone", "content_style", "unique_value_props", "features",
+        "industry", "profession", "specializations",
+    }  # fmt: skip
+    assert set(D1_AGENT_COLUMNS) == d1_columns
+    assert {f.column for f in Agent._meta.concrete_fields} >= d1_columns

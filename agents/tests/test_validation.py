@@ -1,0 +1,152 @@
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from agents.validation import AgentValidator
+from industries.models import IndustryConfig
+
+from .factories import AgentFactory
+
+pytestmark = pytest.mark.django_db
+
+VALID = {
+    "id": "agt-0001",
+    "name": "José O'Brien, Jr.",
+    "state": "CA",
+    "industry": "mortgage",
+    "profession": "loan_officer",
+    "license_number": "123456",
+    "email": "jose@example.com",
+    "photo_url": "https://cdn.example.com/a.jpg",
+    "video_intro_url": "https://video.example.com/v/1",
+    "service_regions": ["north"],
+    "service_zipcodes": ["92101"],
+    "secondary_specialties": [],
+    "property_types": ["condo"],
+    "language_capabilities": ["English", "Español"],
+    "unique_value_props": [],
+    "specializations": ["fha"],
+    "price_ranges": {"min": 100000},
+    "features": {},
+    "profile_views": 10,
+    "fake_leads_count": 7,
+    "service_radius_miles": 25,
+    "years_experience": 12,
+    "transactions_ytd": 40,
+    "total_volume_sold": Decimal("1234567.89"),
+    "avg_days_to_close": 30,
+    "status": "active",
+    "subscription_tier": "premium",
+    "client_focus": "both",
+    "bio_tone": "professional",
+    "content_style": "informative",
+}
+
+
+@pytest.fixture
+def validator(industry_rules):
+    return AgentValidator(industry_rules)
+
+
+def test_valid_record_has_no_errors(validator):
+    assert validator.validate(VALID) == {}
+
+
+# (column, bad value, good value): every rule fails on the bad and passes on the good.
+RULES = [
+    ("id", "has space", "agt_1.a:b-c"),
+    ("name", "   ", "Zoë Núñez"),
+    ("slug", "Not A Slug", "zoe-nunez-1a2b3c4d"),
+    ("state", "ZZ", "PR"),
+    ("state", "ca", "DC"),
+    ("industry", "astrology", "financial"),
+    ("email", "not-an-email", "a.b@example.org"),
+    ("photo_url", "ftp://x/y.jpg", "http://x.example/y.jpg"),
+    ("video_intro_url", "not a url", "https://youtu.example/1"),
+    ("service_regions", "north", ["north"]),
+    ("service_zipcodes", [92101], ["92101"]),
+    ("price_ranges", ["100000"], {"max": 5}),
+    ("features", "x", {"verified": True}),
+    ("years_experience", -3, 0),
+    ("years_experience", 81, 80),
+    ("transactions_ytd", 100_001, 100_000),
+    ("total_volume_sold", Decimal("-1"), Decimal("0")),
+    ("avg_days_to_close", 4000, None),
+    ("service_radius_miles", 501, 500),
+    ("profile_views", True, 5),
+    ("status", "deleted", "inactive"),
+    ("subscription_tier", "platinum", "enterprise"),
+    ("client_focus", "aliens", "sellers"),
+    ("bio_tone", "angry", "friendly"),
+    ("content_style", "shouting", "storytelling"),
+    ("city", "x" * 101, "x" * 100),
+]
+
+
+@pytest.mark.parametrize(("column", "bad", "good"), RULES)
+def test_each_rule_fails_and_passes(validator, column, bad, good):
+    record = {**VALID, "industry": "financial", "profession": "advisor", "license_number": "1234"}
+    if column == "industry":
+        record["license_number"] = "1234"
+    record[column] = bad
+    assert column in validator.validate(record)
+    record[column] = good
+    assert validator.validate(record) == {}
+
+
+@pytest.mark.parametrize(
+    ("industry", "profession", "bad", "good"),
+    [
+        ("mortgage", "loan_officer", "0123", "1234567890"),  # NMLS: no leading zero
+        ("mortgage", "loan_officer", "1234567890123", "123456789012"),  # NMLS: 1-12 digits
+        ("insurance", "agent", "NPN-12", "0012345678"),  # NPN: up to 10 digits
+        ("insurance", "agent", "12345678901", "1"),
+        ("financial", "advisor", "123456789", "12345678"),  # CRD: up to 8 digits
+    ],
+)
+def test_licence_pattern_per_industry(validator, industry, profession, bad, good):
+    record = {**VALID, "industry": industry, "profession": profession, "license_number": bad}
+    assert "license_number" in validator.validate(record)
+    record["license_number"] = good
+    assert validator.validate(record) == {}
+
+
+def test_free_text_licence_for_industries_without_pattern(validator):
+    record = {**VALID, "industry": "real_estate", "profession": "broker", "license_number": "CA-RE #0192"}
+    assert validator.validate(record) == {}
+
+
+def test_profession_must_belong_to_industry(validator):
+    record = {**VALID, "industry": "legal", "profession": "plumber", "license_number": "BAR-1"}
+    errors = validator.validate(record)
+    assert "plumber" in errors["profession"] and "attorney" in errors["profession"]
+    record["profession"] = "mediator"
+    assert validator.validate(record) == {}
+
+
+def test_disabled_industry_is_rejected(industry_rules):
+    IndustryConfig.objects.filter(industry="legal").update(enabled=False)
+    from industries.selectors import industry_rules_get
+
+    validator = AgentValidator(industry_rules_get())
+    record = {**VALID, "industry": "legal", "profession": "attorney", "license_number": "BAR-1"}
+    assert "disabled" in validator.validate(record)["industry"]
+
+
+def test_tier_cannot_expire_before_it_starts(validator):
+    now = timezone.now()
+    record = {**VALID, "tier_started_at": now, "tier_expires_at": now - timezone.timedelta(days=1)}
+    assert "tier_expires_at" in validator.validate(record)
+    record["tier_expires_at"] = now + timezone.timedelta(days=1)
+    assert validator.validate(record) == {}
+
+
+def test_model_full_clean_uses_the_same_rules():
+    agent = AgentFactory.build(
+        state="ZZ", industry_id="mortgage", profession="loan_officer", license_number="ABC"
+    )
+    with pytest.raises(ValidationError) as exc:
+        agent.full_clean()
+    assert {"state", "license_number"} <= set(exc.value.message_dict)

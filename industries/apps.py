@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class IndustriesConfig(AppConfig):
+    name = "industries"
+    verbose_name = "Industries"
