@@ -2,13 +2,17 @@ from django.contrib import admin
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV, JSON, XLSX
 
+from assets.forms import AgentPhotoAdminForm
+
 from .models import Agent
 from .resources import AgentResource
 
 
 @admin.register(Agent)
 class AgentAdmin(ExportMixin, admin.ModelAdmin):
+    form = AgentPhotoAdminForm  # validates photo uploads with Pillow (assets.validators)
     resource_classes = [AgentResource]
+    change_list_template = "admin/agents/agent/change_list.html"
     export_formats = [CSV, XLSX, JSON]
     list_display = (
         "name",

@@ -117,6 +117,10 @@ class Agent(models.Model):
     class Meta:
         db_table = "agents"
         ordering = ["name", "id"]
+        permissions = [
+            ("import_agent", "Can import agents"),
+            ("export_agent", "Can export agents"),
+        ]
         constraints = [
             # The natural key imports match on when a row has no id.
             models.UniqueConstraint(

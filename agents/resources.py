@@ -1,10 +1,23 @@
-"""Declarative column mapping of agents for django-import-export (export now, import later)."""
+"""What each agent column is, for django-import-export: exports now, the import pipeline's parsing.
 
-from import_export import fields, resources, widgets
+The Resource is declarative: one Field per D1 column with the widget that
+parses and renders it. The import pipeline takes the widgets from here, so
+a column is described once.
+"""
 
-from industries.models import IndustryConfig
+from import_export import fields, resources
 
 from .models import Agent
+from .widgets import (
+    BooleanWidget,
+    DateTimeWidget,
+    DecimalWidget,
+    IntegerWidget,
+    JSONWidget,
+    KeyWidget,
+    TextWidget,
+    UpperCodeWidget,
+)
 
 # OWASP's list of characters that make a spreadsheet read a cell as a formula.
 FORMULA_LEADING_CHARACTERS = ("=", "+", "-", "@", "\t", "\r")
@@ -13,6 +26,37 @@ FORMULA_LEADING_CHARACTERS = ("=", "+", "-", "@", "\t", "\r")
 D1_AGENT_COLUMNS: tuple[str, ...] = tuple(
     f.column for f in Agent._meta.concrete_fields if f.name not in ("photo",)
 )
+
+_KEY_COLUMNS = (
+    "status",
+    "subscription_tier",
+    "client_focus",
+    "bio_tone",
+    "content_style",
+    "profession",
+    "primary_specialty",
+    "industry",
+)
+
+
+def _widget_for(field) -> object:
+    internal = field.get_internal_type()
+    if field.column in _KEY_COLUMNS:
+        return KeyWidget()
+    if field.column == "state":
+        return UpperCodeWidget()
+    if internal == "JSONField":
+        default = field.get_default()
+        return JSONWidget(expected=dict if isinstance(default, dict) else list)
+    if internal == "BooleanField":
+        return BooleanWidget()
+    if internal == "IntegerField":
+        return IntegerWidget()
+    if internal == "DecimalField":
+        return DecimalWidget(decimal_places=field.decimal_places)
+    if internal == "DateTimeField":
+        return DateTimeWidget()
+    return TextWidget()
 
 
 def formula_escape(value: object) -> object:
@@ -23,17 +67,27 @@ def formula_escape(value: object) -> object:
 
 
 class AgentResource(resources.ModelResource):
-    industry = fields.Field(
-        attribute="industry",
-        column_name="industry",
-        widget=widgets.ForeignKeyWidget(IndustryConfig, field="industry"),
-    )
-
     class Meta:
         model = Agent
         fields = D1_AGENT_COLUMNS
         export_order = D1_AGENT_COLUMNS
         import_id_fields = ("id",)
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # One explicit widget per D1 column; the industry is its slug (no query per row).
+        for model_field in Agent._meta.concrete_fields:
+            if model_field.column not in D1_AGENT_COLUMNS:
+                continue
+            self.fields[model_field.column] = fields.Field(
+                attribute=model_field.attname,
+                column_name=model_field.column,
+                widget=_widget_for(model_field),
+            )
+
     def export_field(self, field, instance, **kwargs):
         return formula_escape(super().export_field(field, instance, **kwargs))
+
+    def column_widgets(self) -> dict[str, object]:
+        """{D1 column: widget} — what the import pipeline parses cells with."""
+        return {name: field.widget for name, field in self.fields.items()}

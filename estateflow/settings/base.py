@@ -83,6 +83,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media"))
@@ -142,6 +143,9 @@ R2_PUBLIC_BASE_URL = env("R2_PUBLIC_BASE_URL", default="http://127.0.0.1:8000/as
 
 # --- django-import-export -----------------------------------------------------
 IMPORT_EXPORT_SKIP_ADMIN_LOG = True
+# Import and export need their own permissions (agents.import_agent / agents.export_agent).
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "import"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "export"
 # We escape every formula-leading character ourselves (agents.resources).
 IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = False
 

@@ -1,7 +1,7 @@
 """Test run: PostgreSQL and Redis, the production stack."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import VAR_DIR, env
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="test-only-not-secret-estateflow")
 DATABASES = {
@@ -9,6 +9,8 @@ DATABASES = {
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Unit tests run tasks in-process; end-to-end tests start a real worker
-# process against REDIS_URL (see conftest).
-CELERY_TASK_ALWAYS_EAGER = True
+# process (imports/tests/conftest.py) that runs with eager mode off.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
+# Uploaded import files: shared by the test process and the worker processes it starts.
+MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "test-media"))

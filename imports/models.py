@@ -1,0 +1,164 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class ImportJob(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PLANNING = "planning"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        COMPLETED_WITH_ERRORS = "completed_with_errors"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        ROLLING_BACK = "rolling_back"
+        ROLLED_BACK = "rolled_back"
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "Excel (XLSX)"
+        JSON = "json", "JSON (array of objects)"
+
+    class Mode(models.TextChoices):
+        UPSERT = "upsert", "Create and update"
+        CREATE_ONLY = "create_only", "Create only"
+        UPDATE_ONLY = "update_only", "Update only"
+
+    TERMINAL = frozenset({"completed", "completed_with_errors", "failed", "cancelled", "rolled_back"})
+
+    file = models.FileField(upload_to="imports/%Y/%m/%d/", max_length=300)
+    original_name = models.CharField(max_length=255)
+    format = models.CharField(max_length=10, choices=Format.choices)
+    encoding = models.CharField(
+        max_length=40, blank=True, default="", help_text="Blank: UTF-8 (with or without BOM)."
+    )
+    mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.UPSERT)
+    dry_run = models.BooleanField(default=False)
+    chunk_size = models.PositiveIntegerField(default=5000)
+    status = models.CharField(max_length=30, choices=Status.choices, default=Status.PENDING, db_index=True)
+
+    total_rows = models.PositiveIntegerField(null=True, blank=True)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created_rows = models.PositiveIntegerField(default=0)
+    updated_rows = models.PositiveIntegerField(default=0)
+    unchanged_rows = models.PositiveIntegerField(default=0)
+    failed_rows = models.PositiveIntegerField(default=0)
+
+    # What planning learnt about the file: its header mapped to D1 columns.
+    header = models.JSONField(default=list, blank=True)
+    columns = models.JSONField(default=list, blank=True, help_text="D1 column per file column, or null.")
+    warnings = models.JSONField(default=list, blank=True)
+    # XLSX and JSON files are staged as UTF-8 CSV so chunks can seek by byte offset.
+    staged_file = models.CharField(max_length=300, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    planned_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "import_jobs"
+        ordering = ["-created_at"]
+        permissions = [
+            ("run_import", "Can run agent imports"),
+            ("rollback_import", "Can roll back agent imports"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Import #{self.pk} {self.original_name}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+
+class ImportChunk(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    first_row = models.PositiveIntegerField(help_text="0-based index of the chunk's first data row.")
+    row_count = models.PositiveIntegerField()
+    first_line = models.PositiveIntegerField(help_text="Line in the file where the first row starts.")
+    byte_start = models.BigIntegerField()
+    byte_end = models.BigIntegerField()
+    # {row index within the chunk: line of the later row that supersedes it}
+    superseded = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    created_rows = models.PositiveIntegerField(default=0)
+    updated_rows = models.PositiveIntegerField(default=0)
+    unchanged_rows = models.PositiveIntegerField(default=0)
+    failed_rows = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "import_chunks"
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="uniq_import_chunk_index")]
+        indexes = [models.Index(fields=["job", "status"], name="idx_import_chunk_status")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of job {self.job_id}"
+
+
+class ImportRowError(models.Model):
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    chunk_index = models.PositiveIntegerField()
+    line = models.PositiveIntegerField(help_text="Line in the file where the row starts.")
+    column = models.CharField(max_length=100, blank=True, default="")
+    value = models.CharField(max_length=200, blank=True, default="", help_text="Excerpt of the cell.")
+    message = models.TextField()
+    # The row's cells as read, for the rejected-rows download (first error of a row only).
+    raw_row = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        db_table = "import_row_errors"
+        ordering = ["job", "line", "id"]
+        indexes = [models.Index(fields=["job", "line"], name="idx_import_error_line")]
+
+    def __str__(self) -> str:
+        return f"line {self.line} {self.column}: {self.message}"
+
+
+class ImportJournalEntry(models.Model):
+    """One created or updated agent, with the prior row for updates — what rollback undoes.
+
+    `before` is the whole `agents` row as jsonb (to_jsonb), so a rollback
+    restores every column exactly; `after_updated_at` is the updated_at the
+    import wrote, so a rollback can tell whether the row changed since.
+    """
+
+    class Action(models.TextChoices):
+        CREATE = "create"
+        UPDATE = "update"
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="journal", db_index=False)
+    chunk_index = models.PositiveIntegerField()
+    agent_id = models.CharField(max_length=64)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    before = models.JSONField(null=True, blank=True)
+    after_updated_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "import_journal"
+        indexes = [
+            models.Index(fields=["job", "chunk_index"], name="idx_import_journal_chunk"),
+            models.Index(fields=["agent_id"], name="idx_import_journal_agent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.agent_id} (job {self.job_id})"

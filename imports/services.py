@@ -1,0 +1,566 @@
+"""Import jobs: create, plan, process chunks, finalize, cancel, resume, recover.
+
+Counts of a job are always the sum of its chunks' counts, each written in
+the same transaction as the chunk's rows; so a chunk processed twice, or
+in any order, can never count or write anything twice.
+"""
+
+import csv
+import logging
+import os
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import PurePath
+
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from industries.selectors import industry_rules_get
+
+from .formats import (
+    LINE_COLUMN,
+    ImportFileError,
+    cell_text,
+    csv_chunk_rows,
+    csv_records,
+    header_map,
+    json_objects,
+    sniff_problem,
+    xlsx_rows,
+)
+from .models import ImportChunk, ImportJob, ImportRowError
+from .rows import ParsedRow, RowError, RowParser, key_digest, natural_key
+from .writer import ChunkWriter
+
+logger = logging.getLogger(__name__)
+
+MAX_CHUNK_ATTEMPTS = 8
+CHUNK_SIZE_RANGE = (100, 50_000)
+RECOVER_PENDING_AFTER = timedelta(minutes=5)
+FORMATS_BY_EXTENSION = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".json": "json"}
+REQUIRED_FOR_CREATE = ("name", "state")
+
+
+class ImportRequestError(ValueError):
+    """The import cannot start as asked (bad option or file type)."""
+
+
+def import_format_guess(filename: str) -> str:
+    fmt = FORMATS_BY_EXTENSION.get(PurePath(filename).suffix.lower())
+    if fmt is None:
+        raise ImportRequestError(f"{filename}: cannot tell the format; use .csv, .xlsx or .json or pick it.")
+    return fmt
+
+
+def import_job_create(
+    *,
+    file: File,
+    original_name: str,
+    file_format: str | None = None,
+    mode: str = ImportJob.Mode.UPSERT,
+    dry_run: bool = False,
+    chunk_size: int = 5000,
+    encoding: str = "",
+    user=None,
+    start: bool = True,
+) -> ImportJob:
+    """Store the file and create the job; with start=True the planning task is enqueued."""
+    if mode not in ImportJob.Mode.values:
+        raise ImportRequestError(f"Unknown mode {mode!r}; use one of {', '.join(ImportJob.Mode.values)}.")
+    low, high = CHUNK_SIZE_RANGE
+    if not low <= chunk_size <= high:
+        raise ImportRequestError(f"Chunk size must be between {low:,} and {high:,}.")
+    file_format = file_format or import_format_guess(original_name)
+    if file_format not in ImportJob.Format.values:
+        raise ImportRequestError(f"Unknown format {file_format!r}.")
+    job = ImportJob(
+        original_name=original_name[:255],
+        format=file_format,
+        mode=mode,
+        dry_run=dry_run,
+        chunk_size=chunk_size,
+        encoding=encoding,
+        created_by=user,
+    )
+    job.file.save(PurePath(original_name).name or "upload", file, save=False)
+    job.save()
+    if start:
+        import_job_start(job_id=job.pk)
+    return job
+
+
+def import_job_start(*, job_id: int) -> None:
+    from .tasks import import_job_plan_task
+
+    transaction.on_commit(lambda: import_job_plan_task.delay(job_id))
+
+
+# --- planning ---------------------------------------------------------------------
+
+
+def _stage_rows(job: ImportJob, rows, header: list[str]) -> str:
+    """Write XLSX/JSON rows as a UTF-8 CSV in storage; its first column is the source line."""
+    with tempfile.NamedTemporaryFile("w+", encoding="utf-8", newline="", suffix=".csv", delete=False) as tmp:
+        writer = csv.writer(tmp)
+        writer.writerow([LINE_COLUMN, *header])
+        for line, cells in rows:
+            writer.writerow([line, *cells])
+        path = tmp.name
+    try:
+        with open(path, "rb") as handle:
+            return default_storage.save(f"imports/staged/job-{job.pk}.csv", File(handle))
+    finally:
+        os.unlink(path)
+
+
+def _staged_source(job: ImportJob) -> tuple[str, list[str], str]:
+    """(storage name of a CSV to chunk, header of the source, encoding of that CSV)."""
+    name = job.original_name
+    with default_storage.open(job.file.name, "rb") as raw:
+        problem = sniff_problem(raw.read(65536), declared=job.format, filename=name)
+        if problem:
+            raise ImportFileError(problem)
+        raw.seek(0)
+        if job.format == "csv":
+            return job.file.name, [], job.encoding
+        if job.format == "xlsx":
+            rows = xlsx_rows(raw, filename=name)
+            first = next(rows, None)
+            if first is None:
+                raise ImportFileError(f"{name}: the workbook's first sheet is empty.")
+            header = first[1]
+            staged = _stage_rows(job, rows, header)
+            return staged, header, "utf-8"
+        # JSON: the header is every key seen, in order of first appearance (two passes).
+        keys: dict[str, None] = {}
+        count = 0
+        for _line, obj in json_objects(raw, filename=name):
+            count += 1
+            keys.update(dict.fromkeys(obj))
+        if count == 0:
+            raise ImportFileError(f"{name}: the JSON array is empty.")
+        header = list(keys)
+        raw.seek(0)
+        rows = (
+            (line, [_json_cell(obj.get(k)) for k in header]) for line, obj in json_objects(raw, filename=name)
+        )
+        return _stage_rows(job, rows, header), header, "utf-8"
+
+
+def _json_cell(value) -> str:
+    return cell_text(value)
+
+
+def import_job_plan(*, job_id: int) -> bool:
+    """Read the file once: check it, count rows, find repeated keys, cut it into chunks.
+
+    Returns True when chunks were created (the caller enqueues them). Any
+    problem with the file fails the job here, before a row is written.
+    """
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        if job.status not in (ImportJob.Status.PENDING, ImportJob.Status.PLANNING):
+            return False
+        job.status = ImportJob.Status.PLANNING
+        job.started_at = job.started_at or timezone.now()
+        job.save(update_fields=["status", "started_at"])
+    try:
+        if connection.vendor != "postgresql":
+            raise ImportFileError(
+                "Imports need PostgreSQL (COPY and ON CONFLICT); this instance runs on "
+                f"{connection.vendor}. Set DATABASE_URL to a PostgreSQL database."
+            )
+        plan = _plan(job)
+    except ImportFileError as exc:
+        import_job_fail(job_id=job.pk, message=str(exc))
+        return False
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        if job.status != ImportJob.Status.PLANNING:  # cancelled meanwhile
+            return False
+        job.chunks.all().delete()
+        ImportChunk.objects.bulk_create(plan.pop("chunks"))
+        for field, value in plan.items():
+            setattr(job, field, value)
+        job.status = ImportJob.Status.RUNNING
+        job.planned_at = timezone.now()
+        job.save()
+    return True
+
+
+def _plan(job: ImportJob) -> dict:
+    name = job.original_name
+    source, header, encoding = _staged_source(job)
+    staged = source != job.file.name
+    with default_storage.open(source, "rb") as raw:
+        records = csv_records(raw, encoding=encoding, filename=name)
+        first = next(records, None)
+        if first is None:
+            raise ImportFileError(f"{name}: the file is empty.")
+        if staged:
+            first.cells = first.cells[1:]
+        else:
+            header = first.cells
+        mapping = header_map(header, filename=name)
+        carried = {c for c in mapping.columns if c}
+        if job.mode == ImportJob.Mode.UPDATE_ONLY:
+            if not carried & {"id", "license_number"}:
+                raise ImportFileError(f"{name}: an update needs an 'id' or a 'license_number' column.")
+        else:
+            missing = [c for c in REQUIRED_FOR_CREATE if c not in carried]
+            if missing:
+                raise ImportFileError(
+                    f"{name}: missing required column(s): {', '.join(missing)} "
+                    f"(header: {', '.join(map(str, header))})."
+                )
+        position = {c: i for i, c in enumerate(mapping.columns) if c}
+        offset = 1 if staged else 0
+
+        def cell(cells: list[str], column: str) -> str | None:
+            i = position.get(column)
+            return cells[i + offset] if i is not None and i + offset < len(cells) else None
+
+        chunks: list[ImportChunk] = []
+        seen: dict[int, int] = {}  # key digest -> row index of its latest row
+        lines: dict[int, int] = {}
+        superseded: dict[int, int] = {}  # row index -> line of the row that replaces it
+        total = 0
+        current = None
+        for record in records:
+            if current is None or current.row_count >= job.chunk_size:
+                current = ImportChunk(
+                    job=job,
+                    index=len(chunks),
+                    first_row=total,
+                    row_count=0,
+                    first_line=record.line,
+                    byte_start=record.byte_start,
+                    byte_end=record.byte_end,
+                )
+                chunks.append(current)
+            line = int(record.cells[0]) if staged else record.line
+            current.row_count += 1
+            current.byte_end = record.byte_end
+            keys = []
+            agent_id = (cell(record.cells, "id") or "").strip()
+            if agent_id:
+                keys.append(key_digest("id", agent_id))
+            nat = natural_key(cell(record.cells, "industry"), cell(record.cells, "state"),
+                              cell(record.cells, "license_number"))  # fmt: skip
+            if nat:
+                keys.append(key_digest("nat", nat))
+            for digest in keys:
+                earlier = seen.get(digest)
+                if earlier is not None and earlier != total:
+                    superseded[earlier] = line
+                seen[digest] = total
+            if keys:
+                lines[total] = line
+            total += 1
+        del seen, lines
+        if total == 0:
+            raise ImportFileError(f"{name}: the file has a header but no data rows.")
+    for chunk in chunks:
+        chunk.superseded = {
+            str(i - chunk.first_row): superseded[i]
+            for i in range(chunk.first_row, chunk.first_row + chunk.row_count)
+            if i in superseded
+        }
+    warnings = []
+    if mapping.unknown:
+        warnings.append(f"Unknown columns ignored: {', '.join(mapping.unknown)}.")
+    if mapping.ignored:
+        warnings.append(f"Columns the back-office sets itself, ignored: {', '.join(mapping.ignored)}.")
+    if superseded:
+        warnings.append(f"{len(superseded):,} rows repeat the key of a later row; the later row wins.")
+    return {
+        "chunks": chunks,
+        "header": [str(h) for h in header],
+        "columns": mapping.columns,
+        "warnings": warnings,
+        "staged_file": source if staged else "",
+        "total_rows": total,
+    }
+
+
+# --- chunks ---------------------------------------------------------------------
+
+
+def _chunk_rows(job: ImportJob, chunk: ImportChunk):
+    """(line, cells) of a chunk, read by seeking to its byte range."""
+    source = job.staged_file or job.file.name
+    with default_storage.open(source, "rb") as raw:
+        raw.seek(chunk.byte_start)
+        data = raw.read(chunk.byte_end - chunk.byte_start)
+    rows = csv_chunk_rows(
+        data, encoding="utf-8" if job.staged_file else job.encoding, first_line=chunk.first_line
+    )
+    if job.staged_file:
+        return ((int(cells[0]), cells[1:]) for _line, cells in rows)
+    return rows
+
+
+def import_chunk_begin(*, job_id: int, chunk_index: int) -> bool:
+    """Count an attempt; False when the chunk must not run (done, given up, job not running)."""
+    with transaction.atomic():
+        chunk = (
+            ImportChunk.objects.select_for_update()
+            .select_related("job")
+            .get(job_id=job_id, index=chunk_index)
+        )
+        if chunk.status in (ImportChunk.Status.DONE, ImportChunk.Status.FAILED):
+            return False
+        if chunk.job.status != ImportJob.Status.RUNNING:
+            return False
+        if chunk.attempts >= MAX_CHUNK_ATTEMPTS:
+            chunk.status = ImportChunk.Status.FAILED
+            chunk.error = f"gave up after {chunk.attempts} attempts. {chunk.error}".strip()
+            chunk.finished_at = timezone.now()
+            chunk.save(update_fields=["status", "error", "finished_at"])
+            return False
+        chunk.attempts += 1
+        chunk.status = ImportChunk.Status.RUNNING
+        chunk.started_at = timezone.now()
+        chunk.save(update_fields=["attempts", "status", "started_at"])
+    return True
+
+
+def import_chunk_process(*, job_id: int, chunk_index: int) -> bool:
+    """Import one chunk in one transaction: rows, journal, row errors and the done-mark.
+
+    The chunk row stays locked while it runs, which also tells the recovery
+    sweep that a live worker holds it. Returns False when there was nothing to do.
+    """
+    if not import_chunk_begin(job_id=job_id, chunk_index=chunk_index):
+        return False
+    started = time.monotonic()
+    with transaction.atomic():
+        chunk = (
+            ImportChunk.objects.select_for_update()
+            .select_related("job")
+            .get(job_id=job_id, index=chunk_index)
+        )
+        job = chunk.job
+        if chunk.status != ImportChunk.Status.RUNNING or job.status != ImportJob.Status.RUNNING:
+            return False
+        parser = RowParser(job.columns, industry_rules_get())
+        writer = ChunkWriter(
+            job_id=job.pk,
+            chunk_index=chunk.index,
+            columns={c for c in job.columns if c},
+            mode=job.mode,
+            dry_run=job.dry_run,
+        )
+        rejected: list[ParsedRow] = []
+        valid: list[ParsedRow] = []
+        superseded = chunk.superseded
+        for position, (line, cells) in enumerate(_chunk_rows(job, chunk)):
+            later = superseded.get(str(position))
+            if later is not None:
+                row = ParsedRow(line=line, values={}, cells=cells)
+                row.errors.append(RowError(line, "", "", f"replaced by line {later}, which has the same key"))
+                rejected.append(row)
+                continue
+            row = parser.parse(line, cells)
+            (rejected if row.errors else valid).append(row)
+        accepted = writer.resolve(valid)
+        rejected.extend(r for r in valid if r.errors)
+        result = writer.write(accepted)
+        ImportRowError.objects.bulk_create(_row_errors(job, chunk, rejected), batch_size=1000)
+        chunk.status = ImportChunk.Status.DONE
+        chunk.created_rows = result.created
+        chunk.updated_rows = result.updated
+        chunk.unchanged_rows = result.unchanged
+        chunk.failed_rows = len(rejected)
+        chunk.error = ""
+        chunk.duration_ms = int((time.monotonic() - started) * 1000)
+        chunk.finished_at = timezone.now()
+        chunk.save()
+    return True
+
+
+def _row_errors(job: ImportJob, chunk: ImportChunk, rejected: list[ParsedRow]) -> list[ImportRowError]:
+    out = []
+    for row in sorted(rejected, key=lambda r: r.line):
+        for i, error in enumerate(row.errors):
+            out.append(
+                ImportRowError(
+                    job=job,
+                    chunk_index=chunk.index,
+                    line=error.line,
+                    column=error.column,
+                    value=error.value[:200],
+                    message=error.message,
+                    raw_row=row.cells if i == 0 else None,
+                )
+            )
+    return out
+
+
+def import_chunk_record_error(*, job_id: int, chunk_index: int, message: str) -> None:
+    """Remember why an attempt failed (the chunk will be retried)."""
+    ImportChunk.objects.filter(job_id=job_id, index=chunk_index).exclude(
+        status=ImportChunk.Status.DONE
+    ).update(error=message[:2000], status=ImportChunk.Status.PENDING)
+
+
+def import_chunk_fail(*, job_id: int, chunk_index: int, message: str) -> None:
+    """Give up on a chunk: it will not be retried; the job ends failed with this message."""
+    ImportChunk.objects.filter(job_id=job_id, index=chunk_index).exclude(
+        status=ImportChunk.Status.DONE
+    ).update(error=message[:2000], status=ImportChunk.Status.FAILED, finished_at=timezone.now())
+
+
+# --- job lifecycle -----------------------------------------------------------------
+
+
+def import_job_fail(*, job_id: int, message: str) -> None:
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        if job.is_terminal:
+            return
+        job.status = ImportJob.Status.FAILED
+        job.error_message = message
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "error_message", "finished_at"])
+    logger.warning("Import job %s failed: %s", job_id, message)
+
+
+def import_job_counts_refresh(job: ImportJob) -> None:
+    totals = job.chunks.filter(status=ImportChunk.Status.DONE).aggregate(
+        created=Sum("created_rows"),
+        updated=Sum("updated_rows"),
+        unchanged=Sum("unchanged_rows"),
+        failed=Sum("failed_rows"),
+        processed=Sum("row_count"),
+    )
+    job.created_rows = totals["created"] or 0
+    job.updated_rows = totals["updated"] or 0
+    job.unchanged_rows = totals["unchanged"] or 0
+    job.failed_rows = totals["failed"] or 0
+    job.processed_rows = totals["processed"] or 0
+
+
+def import_job_finalize(*, job_id: int) -> bool:
+    """Close the job once no chunk is left to run; True when this call closed it."""
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        if job.status not in (ImportJob.Status.RUNNING, ImportJob.Status.CANCELLED):
+            return False
+        open_chunks = job.chunks.filter(status__in=[ImportChunk.Status.PENDING, ImportChunk.Status.RUNNING])
+        if job.status == ImportJob.Status.RUNNING and open_chunks.exists():
+            return False
+        import_job_counts_refresh(job)
+        if job.status == ImportJob.Status.RUNNING:
+            failed = list(job.chunks.filter(status=ImportChunk.Status.FAILED).order_by("index")[:5])
+            if failed:
+                job.status = ImportJob.Status.FAILED
+                details = "; ".join(f"chunk {c.index} (lines from {c.first_line}): {c.error}" for c in failed)
+                job.error_message = (
+                    f"{len(failed)} chunk(s) could not be imported; rows of the other chunks were "
+                    f"written and can be rolled back. {details}"
+                )
+            elif job.failed_rows:
+                job.status = ImportJob.Status.COMPLETED_WITH_ERRORS
+            else:
+                job.status = ImportJob.Status.COMPLETED
+            job.finished_at = timezone.now()
+        job.save()
+        closed = job.status != ImportJob.Status.CANCELLED
+        if closed and not job.dry_run and (job.created_rows or job.updated_rows):
+            transaction.on_commit(_edge_sync_request)
+    return closed
+
+
+def _edge_sync_request() -> None:
+    """Push the import to the edge; the sync app may not be installed in every setup."""
+    try:
+        from sync.services import d1_sync_request
+    except ImportError:
+        return
+    d1_sync_request(reason="import finished")
+
+
+def import_job_cancel(*, job_id: int) -> bool:
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        if job.is_terminal or job.status == ImportJob.Status.ROLLING_BACK:
+            return False
+        job.status = ImportJob.Status.CANCELLED
+        job.finished_at = timezone.now()
+        import_job_counts_refresh(job)
+        job.save()
+    return True
+
+
+def import_job_resume(*, job_id: int) -> list[int]:
+    """Re-enqueue every chunk not done yet (cancelled, failed or interrupted jobs); returns them.
+
+    Safe to call at any time: a chunk delivered twice is a no-op the second time.
+    """
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        if job.status in (ImportJob.Status.PENDING, ImportJob.Status.PLANNING):
+            job.status = ImportJob.Status.PENDING
+            job.save(update_fields=["status"])
+            import_job_start(job_id=job.pk)
+            return []
+        if job.status not in (ImportJob.Status.RUNNING, ImportJob.Status.CANCELLED, ImportJob.Status.FAILED):
+            return []
+        if not job.chunks.exists():
+            return []
+        indexes = list(job.chunks.exclude(status=ImportChunk.Status.DONE).values_list("index", flat=True))
+        job.chunks.filter(index__in=indexes).update(status=ImportChunk.Status.PENDING, attempts=0)
+        job.status = ImportJob.Status.RUNNING
+        job.error_message = ""
+        job.finished_at = None
+        job.save(update_fields=["status", "error_message", "finished_at"])
+        transaction.on_commit(lambda: import_chunks_enqueue(job_id=job_id, indexes=indexes))
+        if not indexes:
+            transaction.on_commit(lambda: import_job_finalize(job_id=job_id))
+    return indexes
+
+
+def import_chunks_enqueue(*, job_id: int, indexes: list[int]) -> None:
+    from .tasks import import_chunk_process_task
+
+    for index in indexes:
+        import_chunk_process_task.delay(job_id, index)
+
+
+def import_jobs_recover() -> dict[int, list[int]]:
+    """Re-enqueue chunks that no live worker holds: run at worker start and periodically.
+
+    A running chunk keeps its row locked for its whole transaction, so a
+    'running' chunk we can lock with SKIP LOCKED lost its worker (killed,
+    OOM, machine gone). Pending chunks of a job with no progress for a while
+    lost their message (a broker restart); enqueueing them again is harmless.
+    """
+    recovered: dict[int, list[int]] = {}
+    for job in ImportJob.objects.filter(status=ImportJob.Status.RUNNING):
+        with transaction.atomic():
+            orphaned = list(
+                ImportChunk.objects.filter(job=job, status=ImportChunk.Status.RUNNING)
+                .select_for_update(skip_locked=True)
+                .values_list("index", flat=True)
+            )
+            last = job.chunks.filter(finished_at__isnull=False).order_by("-finished_at").first()
+            last_progress = last.finished_at if last else (job.planned_at or job.created_at)
+            if timezone.now() - last_progress > RECOVER_PENDING_AFTER:
+                orphaned += list(
+                    job.chunks.filter(status=ImportChunk.Status.PENDING).values_list("index", flat=True)
+                )
+            if orphaned:
+                ImportChunk.objects.filter(
+                    job=job, index__in=orphaned, status=ImportChunk.Status.RUNNING
+                ).update(status=ImportChunk.Status.PENDING)
+        if orphaned:
+            recovered[job.pk] = orphaned
+            import_chunks_enqueue(job_id=job.pk, indexes=orphaned)
+    for job_id, indexes in recovered.items():
+        logger.warning("Import job %s: re-enqueued chunks %s with no live worker", job_id, indexes)
+    return recovered

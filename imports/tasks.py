@@ -1,0 +1,93 @@
+"""Celery shells around imports.services; names are stable, arguments are ids."""
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
+
+from . import services
+from .writer import ConcurrentChange
+
+logger = logging.getLogger(__name__)
+
+IMPORT_QUEUE = "imports"
+CHUNK_SOFT_TIME_LIMIT = 600
+CHUNK_MAX_RETRIES = 5
+# Worth retrying: the database went away, a deadlock, a row created under our feet.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConcurrentChange)
+
+
+@shared_task(name="imports.import_job_plan", acks_late=True, queue=IMPORT_QUEUE, max_retries=3)
+def import_job_plan_task(job_id: int) -> None:
+    try:
+        planned = services.import_job_plan(job_id=job_id)
+    except TRANSIENT_ERRORS as exc:
+        raise import_job_plan_task.retry(exc=exc, countdown=5) from exc
+    except Exception as exc:
+        logger.exception("Planning of import job %s crashed", job_id)
+        services.import_job_fail(job_id=job_id, message=f"Planning failed unexpectedly: {exc}")
+        return
+    if planned:
+        indexes = list(services.ImportChunk.objects.filter(job_id=job_id).values_list("index", flat=True))
+        services.import_chunks_enqueue(job_id=job_id, indexes=indexes)
+
+
+@shared_task(
+    name="imports.import_chunk_process",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    queue=IMPORT_QUEUE,
+    max_retries=CHUNK_MAX_RETRIES,
+    soft_time_limit=CHUNK_SOFT_TIME_LIMIT,
+    time_limit=CHUNK_SOFT_TIME_LIMIT + 60,
+)
+def import_chunk_process_task(self, job_id: int, chunk_index: int) -> None:
+    try:
+        services.import_chunk_process(job_id=job_id, chunk_index=chunk_index)
+    except SoftTimeLimitExceeded:
+        services.import_chunk_fail(
+            job_id=job_id,
+            chunk_index=chunk_index,
+            message=f"exceeded the time limit of {CHUNK_SOFT_TIME_LIMIT} s; try a smaller chunk size",
+        )
+    except TRANSIENT_ERRORS as exc:
+        connection.close()  # a terminated backend leaves the connection unusable
+        message = f"{exc.__class__.__name__}: {exc}"
+        if self.request.retries >= self.max_retries:
+            services.import_chunk_fail(
+                job_id=job_id,
+                chunk_index=chunk_index,
+                message=f"failed {self.max_retries + 1} times: {message}",
+            )
+        else:
+            services.import_chunk_record_error(job_id=job_id, chunk_index=chunk_index, message=message)
+            raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30)) from exc
+    except DatabaseError as exc:
+        # Not transient (a constraint, a bad statement): retrying cannot help.
+        logger.exception("Import job %s chunk %s failed", job_id, chunk_index)
+        services.import_chunk_fail(job_id=job_id, chunk_index=chunk_index, message=f"database error: {exc}")
+    except Exception as exc:
+        logger.exception("Import job %s chunk %s crashed", job_id, chunk_index)
+        services.import_chunk_fail(
+            job_id=job_id, chunk_index=chunk_index, message=f"unexpected error: {exc!r}"
+        )
+    services.import_job_finalize(job_id=job_id)
+
+
+@shared_task(name="imports.import_job_resume", acks_late=True, queue=IMPORT_QUEUE)
+def import_job_resume_task(job_id: int) -> None:
+    services.import_job_resume(job_id=job_id)
+
+
+@shared_task(name="imports.import_jobs_recover", acks_late=True, queue=IMPORT_QUEUE)
+def import_jobs_recover_task() -> None:
+    services.import_jobs_recover()
+
+
+@worker_ready.connect
+def import_jobs_recover_on_worker_start(sender=None, **kwargs) -> None:
+    # A worker that starts may be the replacement of one that was killed mid-chunk.
+    import_jobs_recover_task.delay()
