@@ -12,6 +12,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements-dev.txt
+	npm ci --prefix sync/d1_engine --no-audit --no-fund
 	touch $(STAMP)
 
 install: $(STAMP)

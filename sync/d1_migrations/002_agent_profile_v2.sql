@@ -1,0 +1,26 @@
+-- Profile v2: geography, specialty, experience, subscription tier, content.
+ALTER TABLE agents ADD COLUMN primary_region TEXT;
+ALTER TABLE agents ADD COLUMN primary_county TEXT;
+ALTER TABLE agents ADD COLUMN service_regions JSON DEFAULT '[]';
+ALTER TABLE agents ADD COLUMN service_zipcodes JSON DEFAULT '[]';
+ALTER TABLE agents ADD COLUMN service_radius_miles INTEGER DEFAULT 25;
+ALTER TABLE agents ADD COLUMN primary_specialty TEXT DEFAULT 'general';
+ALTER TABLE agents ADD COLUMN secondary_specialties JSON DEFAULT '[]';
+ALTER TABLE agents ADD COLUMN property_types JSON DEFAULT '["single_family","condo"]';
+ALTER TABLE agents ADD COLUMN price_ranges JSON DEFAULT '{}';
+ALTER TABLE agents ADD COLUMN client_focus TEXT DEFAULT 'both';
+ALTER TABLE agents ADD COLUMN language_capabilities JSON DEFAULT '["English"]';
+ALTER TABLE agents ADD COLUMN years_experience INTEGER DEFAULT 0;
+ALTER TABLE agents ADD COLUMN transactions_ytd INTEGER DEFAULT 0;
+ALTER TABLE agents ADD COLUMN total_volume_sold DECIMAL(12,2) DEFAULT 0;
+ALTER TABLE agents ADD COLUMN avg_days_to_close INTEGER;
+ALTER TABLE agents ADD COLUMN subscription_tier TEXT DEFAULT 'ghost';
+ALTER TABLE agents ADD COLUMN tier_started_at TIMESTAMP;
+ALTER TABLE agents ADD COLUMN tier_expires_at TIMESTAMP;
+ALTER TABLE agents ADD COLUMN bio_tone TEXT DEFAULT 'professional';
+ALTER TABLE agents ADD COLUMN content_style TEXT DEFAULT 'informative';
+ALTER TABLE agents ADD COLUMN unique_value_props JSON DEFAULT '[]';
+ALTER TABLE agents ADD COLUMN features JSON DEFAULT '{}';
+CREATE INDEX IF NOT EXISTS idx_agents_state_city_region ON agents(state, city, primary_region);
+CREATE INDEX IF NOT EXISTS idx_agents_specialty_focus ON agents(primary_specialty, client_focus);
+CREATE INDEX IF NOT EXISTS idx_agents_tier ON agents(subscription_tier);

@@ -1,0 +1,123 @@
+from django.db import models
+from django.db.models.functions import Now
+
+
+class SyncChange(models.Model):
+    """Change log filled by PostgreSQL triggers on `agents` and `industry_config`.
+
+    One row per changed key per statement (statement-level triggers with
+    transition tables), so admin saves, bulk paths and the import pipeline's
+    raw SQL are all tracked. `xid` is the writing transaction's
+    pg_current_xact_id(); the sync prunes a row once a successful sync's
+    snapshot has seen that transaction.
+    """
+
+    OP_UPSERT = "U"
+    OP_DELETE = "D"
+
+    id = models.BigAutoField(primary_key=True)
+    table_name = models.CharField(max_length=32)
+    row_id = models.TextField()
+    op = models.CharField(max_length=1, choices=[(OP_UPSERT, "upsert"), (OP_DELETE, "delete (tombstone)")])
+    xid = models.BigIntegerField(db_index=True)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "sync_change"
+        verbose_name = "pending change"
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.table_name}:{self.row_id}"
+
+
+class SyncState(models.Model):
+    """Singleton: where the incremental sync stands.
+
+    `position_xmin` is the xmin of the snapshot of the last successful sync:
+    every transaction numbered below it was finished when that snapshot was
+    taken and its changes have reached D1.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    position_xmin = models.BigIntegerField(null=True, blank=True)
+    position_snapshot = models.TextField(blank=True, default="")
+    last_success_run = models.ForeignKey("SyncRun", null=True, blank=True, on_delete=models.SET_NULL)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "sync_state"
+
+    def __str__(self) -> str:
+        return f"sync position {self.position_xmin}"
+
+
+class SyncRun(models.Model):
+    class Kind(models.TextChoices):
+        INCREMENTAL = "incremental"
+        FULL = "full"
+        REPAIR = "repair"
+        COMPARE = "compare", "full compare (SQLite fallback)"
+        BENCHMARK = "benchmark", "benchmark (scratch engine)"
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCESS = "success"
+        PARTIAL = "partial", "partial (rows skipped)"
+        FAILED = "failed"
+        DRY_RUN = "dry_run", "dry run"
+        SKIPPED = "skipped", "skipped (another sync running)"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.INCREMENTAL)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    reason = models.CharField(max_length=200, blank=True, default="")
+    target = models.CharField(max_length=300, blank=True, default="")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    changes_read = models.IntegerField(default=0)
+    rows_upserted = models.IntegerField(default=0)
+    rows_deleted = models.IntegerField(default=0)
+    rows_failed = models.IntegerField(default=0)
+    requests = models.IntegerField(default=0)
+    retries = models.IntegerField(default=0)
+    bytes_sent = models.BigIntegerField(default=0)
+    statements = models.IntegerField(default=0)
+    max_statement_bytes = models.IntegerField(default=0)
+    snapshot = models.TextField(blank=True, default="")
+    position_before = models.BigIntegerField(null=True, blank=True)
+    position_after = models.BigIntegerField(null=True, blank=True)
+    failures = models.JSONField(default=list, blank=True, help_text="Rows D1 rejected: table, id, error.")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "sync_run"
+        ordering = ["-started_at", "-id"]
+        verbose_name = "D1 sync run"
+        permissions = [("run_sync", "Can run the D1 sync and verification")]
+        indexes = [models.Index(fields=["status", "started_at"], name="sync_run_status_started")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} sync #{self.pk} ({self.status})"
+
+
+class VerifyRun(models.Model):
+    """Result of comparing PostgreSQL with D1 (d1_verify)."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    clean = models.BooleanField(default=False)
+    repaired = models.BooleanField(default=False)
+    ranges_checked = models.IntegerField(default=0)
+    drifted_ranges = models.JSONField(default=list, blank=True)
+    count_drift = models.JSONField(default=list, blank=True)
+    industry_drift = models.JSONField(default=list, blank=True)
+    rows_repaired = models.IntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "sync_verify_run"
+        ordering = ["-started_at", "-id"]
+        verbose_name = "D1 verification"
+
+    def __str__(self) -> str:
+        return f"verify #{self.pk} ({'clean' if self.clean else 'drift'})"

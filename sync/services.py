@@ -1,0 +1,781 @@
+"""Writes for the D1 sync: schema migrations, incremental/full sync, verification and repair.
+
+Position protocol (PostgreSQL, the supported path)
+-------------------------------------------------
+Triggers log every changed key with the writing transaction's xid into
+`sync_change`. A sync runs inside ONE REPEATABLE READ transaction:
+
+1. take the snapshot S (pg_current_snapshot()); the change log and the rows
+   are read as of S;
+2. push the rows (absent in S means deleted) to D1 and wait for D1 to confirm;
+3. delete the change rows whose transaction S saw (pg_visible_in_snapshot),
+   store pg_snapshot_xmin(S) as the new position and commit.
+
+A transaction still running at S (even one numbered below a committed one)
+is invisible in S: its change rows survive step 3 and the next sync picks
+them up. Nothing is lost and the position only moves after D1 confirmed. A
+crash anywhere before the commit leaves the log untouched; the next sync
+resends, which is safe because every write is an idempotent upsert/delete.
+
+D1 rows carry `sync_run` (this run's id, monotonic): an update only applies
+over an older run's row, and deletes leave a tombstone that blocks inserts
+from the same or older runs, so a late duplicate request can never resurrect
+a deleted agent.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .d1_client import (
+    REQUEST_MAX_BYTES,
+    REQUEST_MAX_STATEMENTS,
+    D1Client,
+    D1StatementError,
+    SqliteTransport,
+    d1_client_from_settings,
+    d1_target_describe,
+)
+from .models import SyncRun, SyncState, VerifyRun
+from .selectors import (
+    AGENT_PUSH_COLUMNS,
+    INDUSTRY_D1_COLUMNS,
+    agent_ids_existing,
+    agents_counts_by_industry_state,
+    agents_rows_all,
+    agents_rows_by_ids,
+    agents_rows_in_range,
+    d1_agent_ids_page,
+    d1_applied_migrations,
+    d1_counts_by_industry_state,
+    d1_industries,
+    d1_migration_files,
+    d1_range_checksums,
+    d1_versions_in_range,
+    industries_rows,
+    industry_as_d1,
+    pending_changes,
+    row_body_and_version,
+)
+from .sqlite_sql import (
+    STATEMENT_BYTE_BUDGET,
+    PreparedRow,
+    Statement,
+    UnencodableValue,
+    UpsertBuilder,
+    delete_statements,
+    prepare_row,
+    split_sql,
+)
+
+logger = logging.getLogger(__name__)
+
+# "EFD1": the advisory lock key shared by every D1 writer of this project.
+SYNC_LOCK_KEY = 0x45464431
+ID_CHUNK = 2000
+VERIFY_RANGE_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class _Builders:
+    agents: UpsertBuilder
+    industries: UpsertBuilder
+    tombstones: UpsertBuilder
+    budget: int
+
+
+def _builders() -> _Builders:
+    # Budgets come from settings so tests can force many small requests.
+    budget = min(
+        int(getattr(settings, "SYNC_D1_STATEMENT_MAX_BYTES", STATEMENT_BYTE_BUDGET)), STATEMENT_BYTE_BUDGET
+    )
+    return _Builders(
+        agents=UpsertBuilder(
+            table="agents",
+            columns=AGENT_PUSH_COLUMNS,
+            key="id",
+            guard='excluded."sync_run" >= "agents"."sync_run"',
+            budget=budget,
+        ),
+        industries=UpsertBuilder(
+            table="industry_config", columns=INDUSTRY_D1_COLUMNS, key="industry", budget=budget
+        ),
+        tombstones=UpsertBuilder(
+            table="sync_tombstones",
+            columns=("id", "sync_run"),
+            key="id",
+            guard='excluded."sync_run" > "sync_tombstones"."sync_run"',
+            budget=budget,
+        ),
+        budget=budget,
+    )
+
+
+# --- enqueueing (called by the import pipeline) -------------------------------------
+
+
+def d1_sync_request(*, reason: str) -> None:
+    """Ask for a sync soon (after each completed import or rollback).
+
+    Enqueued on commit, so the sync's snapshot is sure to contain the caller's
+    writes; a sync already running makes the task retry later.
+    """
+    from .tasks import d1_sync_run_task
+
+    transaction.on_commit(lambda: d1_sync_run_task.delay(reason=reason[:200]))
+
+
+# --- locking ------------------------------------------------------------------------
+
+
+@contextmanager
+def sync_lock() -> Iterator[bool]:
+    """Yield True when this process holds the D1 writer lock, False when another one does."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", [SYNC_LOCK_KEY])
+            acquired = bool(cur.fetchone()[0])
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                with connection.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", [SYNC_LOCK_KEY])
+        return
+    # SQLite fallback (quick local run): a file lock next to the local D1.
+    path = Path(settings.D1_LOCAL_PATH).with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- D1 schema migrations -------------------------------------------------------------
+
+
+def d1_migrate(*, client: D1Client) -> list[str]:
+    """Apply pending numbered migrations, each with its `d1_migrations` row in one request.
+
+    Idempotent: applied names are skipped, and a concurrent double-apply
+    fails on the UNIQUE name, rolling back that whole request.
+    """
+    bootstrap = d1_migration_files()[0]
+    client.execute([Statement(s) for s in split_sql(bootstrap.read_text())])
+    applied = {row["name"] for row in d1_applied_migrations(client=client)}
+    done: list[str] = []
+    for path in d1_migration_files():
+        if path.name in applied:
+            continue
+        statements = [Statement(s) for s in split_sql(path.read_text(encoding="utf-8"))]
+        statements.append(Statement("INSERT INTO d1_migrations (name) VALUES (?)", (path.name,)))
+        client.execute(statements)
+        logger.info("D1 migration %s applied", path.name)
+        done.append(path.name)
+    return done
+
+
+# --- pushing --------------------------------------------------------------------------
+
+
+@dataclass
+class _Unit:
+    """Statements that must travel together, and the rows (or keys) they write."""
+
+    statements: list[Statement]
+    rows: tuple
+
+    @property
+    def size(self) -> int:
+        return sum(s.size for s in self.statements)
+
+
+@dataclass
+class PushResult:
+    upserted: int = 0
+    deleted: int = 0
+    failures: list[dict] = field(default_factory=list)
+
+
+def _row_key(row: object) -> object:
+    return row.key if isinstance(row, PreparedRow) else row
+
+
+class Pusher:
+    """Sends units to D1 in bounded requests, several in flight.
+
+    A request D1 rejects (HTTP 400) is split in halves until the offending
+    row is isolated; that row is reported and skipped, the rest lands.
+    """
+
+    def __init__(self, *, client: D1Client, concurrency: int = 4, dry_run: bool = False):
+        self.client = client
+        self.dry_run = dry_run
+        # sqlite3 connections are not shareable across threads.
+        self.concurrency = 1 if isinstance(client.transport, SqliteTransport) else max(1, concurrency)
+        self.result = PushResult()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency) if self.concurrency > 1 else None
+        self._slots = threading.BoundedSemaphore(self.concurrency * 2)
+        self._futures: list[Future] = []
+        self.request_max_bytes = int(getattr(settings, "SYNC_D1_REQUEST_MAX_BYTES", REQUEST_MAX_BYTES))
+        self.builders = _builders()
+
+    def close(self) -> None:
+        if self._pool:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def send(
+        self,
+        units: Iterable[_Unit],
+        *,
+        table: str,
+        counter: str,
+        rebuild: Callable[[Sequence], list[_Unit]],
+    ) -> None:
+        for request in self._group(units):
+            if self._pool is None:
+                self._run(request, table, counter, rebuild)
+                continue
+            self._raise_first_error()
+            self._slots.acquire()
+            future = self._pool.submit(self._run, request, table, counter, rebuild)
+            future.add_done_callback(lambda _f: self._slots.release())
+            self._futures.append(future)
+
+    def wait(self) -> PushResult:
+        """Barrier: every request sent so far has been confirmed (or raised)."""
+        futures, self._futures = self._futures, []
+        for future in futures:
+            future.result()
+        return self.result
+
+    def _raise_first_error(self) -> None:
+        done = [f for f in self._futures if f.done()]
+        for future in done:
+            future.result()
+        self._futures = [f for f in self._futures if not f.done()]
+
+    def _group(self, units: Iterable[_Unit]) -> Iterator[list[_Unit]]:
+        batch: list[_Unit] = []
+        used = count = 0
+        for unit in units:
+            size, n = unit.size, len(unit.statements)
+            if batch and (used + size > self.request_max_bytes or count + n > REQUEST_MAX_STATEMENTS):
+                yield batch
+                batch, used, count = [], 0, 0
+            batch.append(unit)
+            used += size
+            count += n
+        if batch:
+            yield batch
+
+    def _run(self, request: list[_Unit], table: str, counter: str, rebuild) -> None:
+        statements = [s for u in request for s in u.statements]
+        rows = [r for u in request for r in u.rows]
+        if self.dry_run:
+            with self.client.stats.lock:
+                self.client.stats.statements += len(statements)
+                self.client.stats.requests += 1
+                self.client.stats.bytes_sent += sum(s.size for s in statements)
+                self.client.stats.max_statement_bytes = max(
+                    [self.client.stats.max_statement_bytes, *(s.size for s in statements)]
+                )
+            self._count(counter, len(rows))
+            return
+        try:
+            self.client.execute(statements)
+        except D1StatementError as exc:
+            if len(rows) <= 1:
+                self._fail(table, rows[0] if rows else None, str(exc))
+                return
+            half = len(rows) // 2
+            for part in (rows[:half], rows[half:]):
+                for group in self._group(rebuild(part)):
+                    self._run(group, table, counter, rebuild)
+            return
+        self._count(counter, len(rows))
+
+    def _count(self, counter: str, n: int) -> None:
+        with self._lock:
+            setattr(self.result, counter, getattr(self.result, counter) + n)
+
+    def _fail(self, table: str, row: object, error: str) -> None:
+        key = _row_key(row)
+        logger.error("D1 rejected %s %s, skipped: %s", table, key, error)
+        with self._lock:
+            self.result.failures.append({"table": table, "id": key, "error": error[:500]})
+
+
+def _agent_prepared(values: Sequence[object], run_id: int) -> PreparedRow:
+    body, version = row_body_and_version(values)
+    return PreparedRow(values[0], f"({body},{version},{run_id})", (*values, version, run_id))
+
+
+def _agent_units(b: _Builders, rows: Iterable[PreparedRow]) -> Iterator[_Unit]:
+    for stmt in b.agents.statements(rows):
+        yield _Unit([stmt], stmt.rows)
+
+
+def _industry_units(b: _Builders, rows: Iterable[PreparedRow]) -> list[_Unit]:
+    return [_Unit([stmt], stmt.rows) for stmt in b.industries.statements(rows)]
+
+
+def _agent_delete_units(b: _Builders, ids: Sequence[str], run_id: int) -> list[_Unit]:
+    units = []
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = list(ids[start : start + ID_CHUNK])
+        tombs = list(b.tombstones.statements(prepare_row((i, run_id)) for i in chunk))
+        # A delete from an older run must not remove a row a newer run re-created.
+        deletes = list(
+            delete_statements("agents", "id", chunk, where=f'"sync_run" <= {int(run_id)}', budget=b.budget)
+        )
+        units.append(_Unit(tombs + deletes, tuple(chunk)))
+    return units
+
+
+def _industry_delete_units(b: _Builders, ids: Sequence[str]) -> list[_Unit]:
+    return [
+        _Unit([s], s.rows) for s in delete_statements("industry_config", "industry", ids, budget=b.budget)
+    ]
+
+
+class _RowPreparer:
+    """Prepares PostgreSQL rows for D1, diverting rows no literal can express to failures."""
+
+    def __init__(self, pusher: Pusher, run_id: int):
+        self.pusher = pusher
+        self.run_id = run_id
+
+    def agents(self, rows: Iterable[tuple]) -> Iterator[PreparedRow]:
+        for values in rows:
+            try:
+                yield _agent_prepared(values, self.run_id)
+            except UnencodableValue as exc:
+                self.pusher._fail("agents", values[0], str(exc))
+
+    def industries(self, rows: Iterable[tuple]) -> Iterator[PreparedRow]:
+        for values in rows:
+            try:
+                yield prepare_row(values)
+            except UnencodableValue as exc:
+                self.pusher._fail("industry_config", values[0], str(exc))
+
+
+def _send_agents(pusher: Pusher, prep: _RowPreparer, rows: Iterable[tuple]) -> None:
+    b = pusher.builders
+
+    def rebuild(part: Sequence[PreparedRow]) -> list[_Unit]:
+        return list(_agent_units(b, part))
+
+    pusher.send(_agent_units(b, prep.agents(rows)), table="agents", counter="upserted", rebuild=rebuild)
+
+
+def _send_industries(pusher: Pusher, prep: _RowPreparer, rows: Iterable[tuple]) -> None:
+    b = pusher.builders
+    pusher.send(
+        _industry_units(b, prep.industries(rows)),
+        table="industry_config",
+        counter="upserted",
+        rebuild=lambda part: _industry_units(b, part),
+    )
+
+
+def _send_agent_deletes(pusher: Pusher, ids: Sequence[str], run_id: int) -> None:
+    b = pusher.builders
+    pusher.send(
+        _agent_delete_units(b, ids, run_id),
+        table="agents",
+        counter="deleted",
+        rebuild=lambda part: _agent_delete_units(b, list(part), run_id),
+    )
+
+
+def _send_industry_deletes(pusher: Pusher, ids: Sequence[str]) -> None:
+    b = pusher.builders
+    pusher.send(
+        _industry_delete_units(b, ids),
+        table="industry_config",
+        counter="deleted",
+        rebuild=lambda part: _industry_delete_units(b, list(part)),
+    )
+
+
+# --- sync -----------------------------------------------------------------------------
+
+
+def _concurrency() -> int:
+    return int(getattr(settings, "SYNC_D1_CONCURRENCY", 4))
+
+
+def sync_run_execute(
+    *,
+    full: bool = False,
+    dry_run: bool = False,
+    reason: str = "",
+    client: D1Client | None = None,
+    record_position: bool = True,
+) -> SyncRun:
+    """Run one sync to D1 and return its SyncRun (status skipped if another sync holds the lock).
+
+    `record_position=False` pushes without consuming the change log (the
+    benchmark uses it against a scratch engine).
+    """
+    with sync_lock() as acquired:
+        now = timezone.now()
+        if not acquired:
+            return SyncRun.objects.create(
+                kind=SyncRun.Kind.FULL if full else SyncRun.Kind.INCREMENTAL,
+                status=SyncRun.Status.SKIPPED,
+                reason=reason,
+                started_at=now,
+                finished_at=now,
+                error="another sync holds the lock",
+            )
+        # We hold the lock, so a run still marked running died with its worker.
+        SyncRun.objects.filter(status=SyncRun.Status.RUNNING).update(
+            status=SyncRun.Status.FAILED, error="interrupted (worker died)", finished_at=now
+        )
+        own_client = client is None
+        client = client or d1_client_from_settings()
+        if isinstance(client.transport, SqliteTransport) and not dry_run:
+            # The local stand-in is ours to shape; a real D1 is migrated on purpose (d1_migrate).
+            d1_migrate(client=client)
+        run = SyncRun.objects.create(
+            kind=SyncRun.Kind.FULL if full else SyncRun.Kind.INCREMENTAL,
+            reason=reason,
+            target=d1_target_describe() if own_client else client.transport.name,
+            started_at=timezone.now(),
+        )
+        started = time.monotonic()
+        pusher = Pusher(client=client, concurrency=_concurrency(), dry_run=dry_run)
+        try:
+            if connection.vendor == "postgresql":
+                _sync_postgresql(
+                    run=run, pusher=pusher, full=full, dry_run=dry_run, record_position=record_position
+                )
+            else:
+                _sync_compare_fallback(run=run, pusher=pusher, full=full)
+        except Exception as exc:
+            logger.exception("D1 sync #%s failed", run.pk)
+            run.status = SyncRun.Status.FAILED
+            run.error = f"{type(exc).__name__}: {exc}"[:4000]
+        finally:
+            pusher.close()
+            result = pusher.result
+            stats = client.stats
+            run.rows_upserted = result.upserted
+            run.rows_deleted = result.deleted
+            run.rows_failed = len(result.failures)
+            run.failures = result.failures[:1000]
+            run.requests = stats.requests
+            run.retries = stats.retries
+            run.bytes_sent = stats.bytes_sent
+            run.statements = stats.statements
+            run.max_statement_bytes = stats.max_statement_bytes
+            run.finished_at = timezone.now()
+            run.duration_seconds = round(time.monotonic() - started, 3)
+            if own_client:
+                client.close()
+            run.save()
+        return run
+
+
+def _sync_postgresql(
+    *, run: SyncRun, pusher: Pusher, full: bool, dry_run: bool, record_position: bool
+) -> None:
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute(
+                "SELECT pg_current_snapshot()::text, pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+            )
+            snapshot, xmin = cur.fetchone()
+        state, _ = SyncState.objects.get_or_create(pk=1)
+        run.snapshot = snapshot
+        run.position_before = state.position_xmin
+        if state.position_xmin is None and not full:
+            # Nothing ever reached D1 from here: the change log cannot describe
+            # the first load, a full sync does.
+            full = True
+            run.kind = SyncRun.Kind.FULL
+        prep = _RowPreparer(pusher, run.pk)
+        if full:
+            _push_full(run=run, pusher=pusher, prep=prep, dry_run=dry_run)
+        else:
+            _push_incremental(run=run, pusher=pusher, prep=prep, position=state.position_xmin)
+        pusher.wait()
+        failures = pusher.result.failures
+        if dry_run or not record_position:
+            if not record_position:
+                run.kind = SyncRun.Kind.BENCHMARK
+            transaction.set_rollback(True)
+            run.status = SyncRun.Status.DRY_RUN if dry_run else SyncRun.Status.SUCCESS
+            return
+        with connection.cursor() as cur:
+            cur.execute(
+                "DELETE FROM sync_change"
+                " WHERE xid < pg_snapshot_xmax(%s::pg_snapshot)::text::bigint"
+                " AND pg_visible_in_snapshot(xid::text::xid8, %s::pg_snapshot)",
+                [snapshot, snapshot],
+            )
+            if failures:
+                # Skipped rows stay pending so the next sync retries them.
+                cur.executemany(
+                    "INSERT INTO sync_change (table_name, row_id, op, xid, created_at)"
+                    " VALUES (%s, %s, 'U', pg_current_xact_id()::text::bigint, now())",
+                    [(f["table"], f["id"]) for f in failures if f["id"] is not None],
+                )
+        state.position_xmin = xmin
+        state.position_snapshot = snapshot
+        state.last_success_run = run
+        state.save()
+        run.position_after = xmin
+        run.status = SyncRun.Status.PARTIAL if failures else SyncRun.Status.SUCCESS
+
+
+def _push_incremental(*, run: SyncRun, pusher: Pusher, prep: _RowPreparer, position: int | None) -> None:
+    changes = pending_changes(position=position)
+    industry_ids = changes.get("industry_config", [])
+    agent_ids = changes.get("agents", [])
+    run.changes_read = len(industry_ids) + len(agent_ids)
+
+    industry_rows = industries_rows(industry_ids) if industry_ids else []
+    gone_industries = sorted(set(industry_ids) - {r[0] for r in industry_rows})
+    _send_industries(pusher, prep, industry_rows)
+    pusher.wait()
+
+    deleted: list[str] = []
+
+    def present_rows() -> Iterator[tuple]:
+        for start in range(0, len(agent_ids), ID_CHUNK):
+            chunk = agent_ids[start : start + ID_CHUNK]
+            rows = agents_rows_by_ids(chunk)
+            found = {r[0] for r in rows}
+            deleted.extend(i for i in chunk if i not in found)
+            yield from rows
+
+    _send_agents(pusher, prep, present_rows())
+    pusher.wait()
+    if deleted:
+        _send_agent_deletes(pusher, sorted(deleted), run.pk)
+    if gone_industries:
+        pusher.wait()
+        _send_industry_deletes(pusher, gone_industries)
+
+
+def _push_full(*, run: SyncRun, pusher: Pusher, prep: _RowPreparer, dry_run: bool) -> None:
+    _send_industries(pusher, prep, industries_rows())
+    pusher.wait()
+    _send_agents(pusher, prep, agents_rows_all())
+    pusher.wait()
+    if dry_run:
+        return
+    # What D1 holds and PostgreSQL (in this snapshot) does not: delete it.
+    after = ""
+    extras: list[str] = []
+    while True:
+        page = d1_agent_ids_page(client=pusher.client, after=after)
+        if not page:
+            break
+        existing = agent_ids_existing(page)
+        extras.extend(i for i in page if i not in existing)
+        after = page[-1]
+    if extras:
+        _send_agent_deletes(pusher, extras, run.pk)
+    pg_industries = {r[0] for r in industries_rows()}
+    gone = sorted(set(d1_industries(client=pusher.client)) - pg_industries)
+    if gone:
+        pusher.wait()
+        _send_industry_deletes(pusher, gone)
+
+
+def _sync_compare_fallback(*, run: SyncRun, pusher: Pusher, full: bool) -> None:
+    """SQLite fallback for a quick local run (no triggers, no snapshots): compare, then push the difference.
+
+    PostgreSQL is the supported path; this compares per-id-range checksums
+    with D1 and re-pushes drifted ranges, which is exact but reads every row.
+    """
+    run.kind = SyncRun.Kind.FULL if full else SyncRun.Kind.COMPARE
+    prep = _RowPreparer(pusher, run.pk)
+    if full:
+        _push_full(run=run, pusher=pusher, prep=prep, dry_run=pusher.dry_run)
+    else:
+        report = _compare(client=pusher.client)
+        _repair(report=report, pusher=pusher, prep=prep, run=run)
+    pusher.wait()
+    run.status = SyncRun.Status.PARTIAL if pusher.result.failures else SyncRun.Status.SUCCESS
+    if pusher.dry_run:
+        run.status = SyncRun.Status.DRY_RUN
+
+
+# --- verification -------------------------------------------------------------------
+
+
+@dataclass
+class _CompareReport:
+    ranges: list[dict]
+    drifted: list[dict]
+    count_drift: list[dict]
+    industry_drift: list[dict]
+
+    @property
+    def clean(self) -> bool:
+        return not (self.drifted or self.count_drift or self.industry_drift)
+
+
+def _pg_ranges(range_rows: int) -> list[dict]:
+    """PostgreSQL's agents in id order, cut into ranges of `range_rows` with count and version sum."""
+    ranges: list[dict] = []
+    current: dict | None = None
+    for values in agents_rows_all():
+        if current is None or current["pg_count"] >= range_rows:
+            current = {"lo": "" if current is None else values[0], "pg_count": 0, "pg_sum": 0}
+            ranges.append(current)
+        _, version = row_body_and_version(values)
+        current["pg_count"] += 1
+        current["pg_sum"] += version
+    if not ranges:
+        ranges.append({"lo": "", "pg_count": 0, "pg_sum": 0})
+    for i, rng in enumerate(ranges):
+        rng["hi"] = ranges[i + 1]["lo"] if i + 1 < len(ranges) else None
+    return ranges
+
+
+def _compare(*, client: D1Client) -> _CompareReport:
+    # One transaction: PostgreSQL's side is read from a single snapshot, and
+    # the id-ordered scan streams through a plain server-side cursor instead
+    # of a WITH HOLD one that would materialise every row first.
+    with transaction.atomic():
+        ranges = _pg_ranges(int(getattr(settings, "SYNC_D1_VERIFY_RANGE_ROWS", VERIFY_RANGE_ROWS)))
+        pg_counts = agents_counts_by_industry_state()
+        pg_ind = {r[0]: industry_as_d1(r) for r in industries_rows()}
+    d1 = d1_range_checksums(client=client, ranges=[(r["lo"], r["hi"]) for r in ranges])
+    drifted = []
+    for rng, (count, total) in zip(ranges, d1, strict=True):
+        rng["d1_count"], rng["d1_sum"] = count, total
+        if (count, total) != (rng["pg_count"], rng["pg_sum"]):
+            drifted.append(rng)
+    d1_counts = d1_counts_by_industry_state(client=client)
+    count_drift = [
+        {"industry": k[0], "state": k[1], "postgres": pg_counts.get(k, 0), "d1": d1_counts.get(k, 0)}
+        for k in sorted(set(pg_counts) | set(d1_counts), key=lambda k: (str(k[0]), str(k[1])))
+        if pg_counts.get(k, 0) != d1_counts.get(k, 0)
+    ]
+    d1_ind = d1_industries(client=client)
+    industry_drift = [
+        {"industry": k, "postgres": k in pg_ind, "d1": k in d1_ind}
+        for k in sorted(set(pg_ind) | set(d1_ind))
+        if pg_ind.get(k) != d1_ind.get(k)
+    ]
+    return _CompareReport(ranges, drifted, count_drift, industry_drift)
+
+
+def _repair(*, report: _CompareReport, pusher: Pusher, prep: _RowPreparer, run: SyncRun) -> int:
+    """Re-push what differs inside drifted ranges; delete what PostgreSQL no longer has."""
+    repaired = 0
+    if report.industry_drift:
+        rows = industries_rows()
+        _send_industries(pusher, prep, rows)
+        pusher.wait()
+        gone = [d["industry"] for d in report.industry_drift if not d["postgres"]]
+        if gone:
+            _send_industry_deletes(pusher, gone)
+        repaired += len(report.industry_drift)
+    for rng in report.drifted:
+        d1_versions = d1_versions_in_range(client=pusher.client, lo=rng["lo"], hi=rng["hi"])
+        pg_rows = agents_rows_in_range(lo=rng["lo"], hi=rng["hi"])
+        stale = []
+        for values in pg_rows:
+            _, version = row_body_and_version(values)
+            if d1_versions.get(values[0], -1) != version:
+                stale.append(values)
+        pg_ids = {r[0] for r in pg_rows}
+        extras = [i for i in d1_versions if i not in pg_ids]
+        _send_agents(pusher, prep, stale)
+        pusher.wait()
+        if extras:
+            _send_agent_deletes(pusher, extras, run.pk)
+        repaired += len(stale) + len(extras)
+    pusher.wait()
+    return repaired
+
+
+def d1_verify(*, repair: bool = False, client: D1Client | None = None) -> VerifyRun:
+    """Compare PostgreSQL with D1; with `repair`, re-push the drifted ranges and compare again."""
+    own_client = client is None
+    client = client or d1_client_from_settings()
+    verify = VerifyRun.objects.create(started_at=timezone.now())
+    try:
+        report = _compare(client=client)
+        verify.ranges_checked = len(report.ranges)
+        verify.drifted_ranges = [_range_summary(r) for r in report.drifted][:500]
+        verify.count_drift = report.count_drift[:500]
+        verify.industry_drift = report.industry_drift
+        verify.clean = report.clean
+        if repair and not report.clean:
+            verify.rows_repaired = _verify_repair(report=report, client=client)
+            verify.repaired = True
+            verify.clean = _compare(client=client).clean
+    except Exception as exc:
+        logger.exception("D1 verification failed")
+        verify.error = f"{type(exc).__name__}: {exc}"[:4000]
+        verify.clean = False
+    finally:
+        verify.finished_at = timezone.now()
+        verify.save()
+        if own_client:
+            client.close()
+    return verify
+
+
+def _verify_repair(*, report: _CompareReport, client: D1Client) -> int:
+    with sync_lock() as acquired:
+        if not acquired:
+            raise RuntimeError("a sync is running; repair again once it has finished")
+        run = SyncRun.objects.create(
+            kind=SyncRun.Kind.REPAIR, reason="d1_verify --repair", started_at=timezone.now()
+        )
+        pusher = Pusher(client=client, concurrency=_concurrency())
+        started = time.monotonic()
+        try:
+            repaired = _repair(report=report, pusher=pusher, prep=_RowPreparer(pusher, run.pk), run=run)
+            run.status = SyncRun.Status.PARTIAL if pusher.result.failures else SyncRun.Status.SUCCESS
+        except Exception as exc:
+            run.status = SyncRun.Status.FAILED
+            run.error = f"{type(exc).__name__}: {exc}"[:4000]
+            raise
+        finally:
+            pusher.close()
+            run.rows_upserted = pusher.result.upserted
+            run.rows_deleted = pusher.result.deleted
+            run.rows_failed = len(pusher.result.failures)
+            run.failures = pusher.result.failures[:1000]
+            run.requests = client.stats.requests
+            run.bytes_sent = client.stats.bytes_sent
+            run.finished_at = timezone.now()
+            run.duration_seconds = round(time.monotonic() - started, 3)
+            run.save()
+        return repaired
+
+
+def _range_summary(rng: dict) -> dict:
+    return {k: rng[k] for k in ("lo", "hi", "pg_count", "d1_count", "pg_sum", "d1_sum")}
