@@ -11,3 +11,5 @@ urlpatterns = [
 
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+    # The local folder standing in for the R2 bucket (R2_PUBLIC_BASE_URL's default path).
+    urlpatterns += static("assets/", document_root=settings.R2_LOCAL_PATH)
