@@ -2,14 +2,16 @@ from django.contrib import admin
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV, JSON, XLSX
 
+from accounts.admin_mixins import AuditedAdminMixin
 from assets.forms import AgentPhotoAdminForm
 
+from .changelist import LargeTableAdminMixin
 from .models import Agent
-from .resources import AgentResource
+from .resources import AgentResource, agent_export_resource_for
 
 
 @admin.register(Agent)
-class AgentAdmin(ExportMixin, admin.ModelAdmin):
+class AgentAdmin(AuditedAdminMixin, LargeTableAdminMixin, ExportMixin, admin.ModelAdmin):
     form = AgentPhotoAdminForm  # validates photo uploads with Pillow (assets.validators)
     resource_classes = [AgentResource]
     change_list_template = "admin/agents/agent/change_list.html"
@@ -83,3 +85,7 @@ class AgentAdmin(ExportMixin, admin.ModelAdmin):
         ("Content", {"fields": ("bio_tone", "content_style", "unique_value_props", "features")}),
         ("Metadata", {"fields": ("source", "created_at", "updated_at", "enriched_at")}),
     )
+
+    def get_export_resource_classes(self, request):
+        # Emails and phones only with agents.export_contacts_agent.
+        return [agent_export_resource_for(request.user)]

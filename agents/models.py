@@ -120,6 +120,7 @@ class Agent(models.Model):
         permissions = [
             ("import_agent", "Can import agents"),
             ("export_agent", "Can export agents"),
+            ("export_contacts_agent", "Can export agent contact details"),
         ]
         constraints = [
             # The natural key imports match on when a row has no id.
@@ -140,6 +141,10 @@ class Agent(models.Model):
             models.Index(fields=["brokerage"], name="idx_agents_brokerage"),
             models.Index(fields=["status"], name="idx_agents_status"),
             models.Index(fields=["ghost_profile", "claimed_at"], name="idx_agents_ghost_claimed"),
+            # The admin's default order (Meta.ordering); trigram indexes: agents/migrations/0003.
+            models.Index(fields=["name", "id"], name="idx_agents_name_id"),
+            # The admin's industry (+ state) filter, counted and paged in name order from one index.
+            models.Index(fields=["industry", "state", "name", "id"], name="idx_agents_ind_state_name"),
         ]
 
     def __str__(self) -> str:

@@ -91,3 +91,26 @@ class AgentResource(resources.ModelResource):
     def column_widgets(self) -> dict[str, object]:
         """{D1 column: widget} — what the import pipeline parses cells with."""
         return {name: field.widget for name, field in self.fields.items()}
+
+
+# Exporting these needs agents.export_contacts_agent on top of agents.export_agent.
+CONTACT_COLUMNS: tuple[str, ...] = ("email", "phone", "cell_phone", "office_phone")
+
+
+class AgentResourceWithoutContacts(AgentResource):
+    """The export for users without the contact-details permission: no email or phone column."""
+
+    class Meta(AgentResource.Meta):
+        fields = tuple(c for c in D1_AGENT_COLUMNS if c not in CONTACT_COLUMNS)
+        export_order = fields
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for column in CONTACT_COLUMNS:
+            self.fields.pop(column, None)
+
+
+def agent_export_resource_for(user) -> type[AgentResource]:
+    if user.has_perm("agents.export_contacts_agent"):
+        return AgentResource
+    return AgentResourceWithoutContacts

@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from accounts.admin_mixins import AuditedAdminMixin
+
 from .models import IndustryConfig
 
 
 @admin.register(IndustryConfig)
-class IndustryConfigAdmin(admin.ModelAdmin):
+class IndustryConfigAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("industry", "display_name", "enabled", "license_label", "required_licenses")
     list_filter = ("enabled",)
     readonly_fields = ("created_at", "updated_at")

@@ -30,6 +30,7 @@ LOCAL_APPS = [
     "imports",
     "sync",
     "assets",
+    "accounts",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -97,6 +98,20 @@ STORAGES = {
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+# --- Cache (login throttling, dashboard figures) -------------------------------
+# Redis when REDIS_URL is set (production, tests); a per-process memory cache otherwise.
+REDIS_URL = env("REDIS_URL", default="")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# Admin login: this many failures for one username from one IP lock it for LOGIN_THROTTLE_LOCK_SECONDS.
+LOGIN_THROTTLE_FAILURES = env.int("LOGIN_THROTTLE_FAILURES", default=5)
+LOGIN_THROTTLE_LOCK_SECONDS = env.int("LOGIN_THROTTLE_LOCK_SECONDS", default=15 * 60)
+
 # --- Celery -----------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default="")
@@ -117,6 +132,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Imports ------------------------------------------------------------------
+# A chunk over this many seconds is stopped and the job marked failed (never left running).
+IMPORT_CHUNK_SOFT_TIME_LIMIT = env.int("IMPORT_CHUNK_SOFT_TIME_LIMIT", default=600)
+# Transient chunk failures retry after base * 2**attempt seconds (capped at 30 s).
+IMPORT_RETRY_BASE_DELAY = env.float("IMPORT_RETRY_BASE_DELAY", default=1.0)
 
 # --- Cloudflare D1 (sync app) ----------------------------------------------
 # With D1_DATABASE_ID set the sync talks to Cloudflare's REST API; without

@@ -1,5 +1,7 @@
 """Test run: PostgreSQL and Redis, the production stack."""
 
+import os
+
 from .base import *  # noqa: F403
 from .base import VAR_DIR, env
 
@@ -8,6 +10,14 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/estateflow"),
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Redis like production; a per-process key prefix keeps concurrent test runs apart.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env("REDIS_URL", default="redis://127.0.0.1:6379/14"),
+        "KEY_PREFIX": f"test-{os.getpid()}",
+    }
+}
 # Unit tests run tasks in-process; end-to-end tests start a real worker
 # process (imports/tests/conftest.py) that runs with eager mode off.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)

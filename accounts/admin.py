@@ -1,0 +1,36 @@
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+
+from .models import AuditEvent
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: audit rows are written by the admin itself, never edited."""
+
+    list_display = ("created_at", "actor_name", "action", "object_type", "object_id", "object_repr")
+    list_filter = ("action", "object_type")
+    search_fields = ("=object_id", "actor_name")
+    list_select_related = ()
+    readonly_fields = ("created_at", "actor", "actor_name", "action", "object_type", "object_id",
+                       "object_repr", "changes_table")  # fmt: skip
+    exclude = ("changes",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="changes")
+    def changes_table(self, obj):
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((k, v[0], v[1]) for k, v in obj.changes.items()),
+        )
+        return format_html("<table><tr><th>field</th><th>before</th><th>after</th></tr>{}</table>", rows)
