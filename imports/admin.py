@@ -9,10 +9,18 @@ from django.views.decorators.http import require_POST
 
 from .forms import ImportStartForm
 from .models import ImportJob, ImportRowError
-from .selectors import import_job_errors, import_job_progress, import_rejected_rows_csv
+from .rollback import ROLLBACKABLE, RollbackRefused, import_rollback_request, import_rollback_resume
+from .selectors import (
+    import_job_errors,
+    import_job_progress,
+    import_rejected_rows_csv,
+    import_rollback_latest,
+    import_rollback_preview,
+)
 from .services import ImportRequestError, import_job_cancel, import_job_create, import_job_resume
 
 RUN_IMPORT = "imports.run_import"
+ROLLBACK_IMPORT = "imports.rollback_import"
 
 
 @admin.register(ImportJob)
@@ -23,6 +31,7 @@ class ImportJobAdmin(admin.ModelAdmin):
     search_fields = ("original_name",)
     list_select_related = ("created_by",)
     change_list_template = "admin/imports/importjob/change_list.html"
+    actions = ["rollback_selected"]
 
     def has_add_permission(self, request):
         return False  # jobs start from the import page
@@ -48,6 +57,7 @@ class ImportJobAdmin(admin.ModelAdmin):
                 "<int:job_id>/resume/", wrap(require_POST(self.resume_view)), name="imports_importjob_resume"
             ),
             path("<int:job_id>/rejected.csv", wrap(self.rejected_view), name="imports_importjob_rejected"),
+            path("<int:job_id>/rollback/", wrap(self.rollback_view), name="imports_importjob_rollback"),
             *super().get_urls(),
         ]
 
@@ -93,13 +103,19 @@ class ImportJobAdmin(admin.ModelAdmin):
             "errors": import_job_errors(job=job, limit=100),
             "error_count": ImportRowError.objects.filter(job=job).count(),
             "can_run": request.user.has_perm(RUN_IMPORT),
+            "can_rollback": request.user.has_perm(ROLLBACK_IMPORT)
+            and job.status in ROLLBACKABLE
+            and not job.dry_run,
+            "rollback": import_rollback_latest(job=job),
             "chunks": job.chunks.order_by("index")[:500],
         }
         return TemplateResponse(request, "admin/imports/importjob/job.html", context)
 
     def progress_view(self, request, job_id: int):
         job = self._job_or_404(request, job_id)
-        return JsonResponse(import_job_progress(job=job).as_dict())
+        return JsonResponse(
+            {**import_job_progress(job=job).as_dict(), "rollback": import_rollback_latest(job=job)}
+        )
 
     def cancel_view(self, request, job_id: int):
         if not request.user.has_perm(RUN_IMPORT):
@@ -131,6 +147,49 @@ class ImportJobAdmin(admin.ModelAdmin):
         )
         response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-rejected.csv"'
         return response
+
+    def rollback_view(self, request, job_id: int):
+        """GET: what a rollback would do and the rows changed since; POST: start it (force to overwrite)."""
+        if not request.user.has_perm(ROLLBACK_IMPORT):
+            raise PermissionDenied
+        job = self._job_or_404(request, job_id)
+        if request.method == "POST":
+            latest = job.rollbacks.order_by("-created_at").first()
+            if request.POST.get("resume") and latest:
+                import_rollback_resume(rollback_id=latest.pk)
+                messages.success(request, f"Rollback of import {job.pk} resumed.")
+                return redirect("admin:imports_importjob_change", job.pk)
+            try:
+                rollback = import_rollback_request(
+                    job_id=job.pk, force=bool(request.POST.get("force")), user=request.user
+                )
+            except RollbackRefused as exc:
+                messages.error(request, str(exc))
+                return redirect("admin:imports_importjob_change", job.pk)
+            if rollback.status == "refused":
+                messages.error(request, rollback.error_message)
+                return redirect("admin:imports_importjob_rollback", job.pk)
+            messages.success(request, f"Rollback of import {job.pk} started.")
+            return redirect("admin:imports_importjob_change", job.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "job": job,
+            "title": f"Roll back import #{job.pk}?",
+            "rollbackable": job.status in ROLLBACKABLE and not job.dry_run,
+            "preview": import_rollback_preview(job=job),
+        }
+        return TemplateResponse(request, "admin/imports/importjob/rollback.html", context)
+
+    @admin.action(description="Roll back the selected import", permissions=["rollback"])
+    def rollback_selected(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one import to roll back.", messages.WARNING)
+            return None
+        return redirect("admin:imports_importjob_rollback", queryset.get().pk)
+
+    def has_rollback_permission(self, request):
+        return request.user.has_perm(ROLLBACK_IMPORT)
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "can_run": request.user.has_perm(RUN_IMPORT),

@@ -116,7 +116,9 @@ def sniff_problem(head: bytes, *, declared: str, filename: str) -> str | None:
     if declared == "xlsx":
         return None if is_zip else f"{filename}: not an XLSX file (an XLSX file is a ZIP archive)."
     if is_zip:
-        return f"{filename}: this is a ZIP/XLSX archive, not {declared.upper()}; choose the XLSX format."
+        return (
+            f"{filename}: this is a ZIP/XLSX archive, not {declared.upper()}; choose the XLSX or ZIP format."
+        )
     if b"\x00" in head:
         offset = head.index(b"\x00")
         return (

@@ -7,7 +7,10 @@ MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 
 
 class ImportStartForm(forms.Form):
-    file = forms.FileField(help_text="CSV, XLSX or JSON (an array of objects); headers are D1 column names.")
+    file = forms.FileField(
+        help_text="CSV, XLSX or JSON (an array of objects); headers are D1 column names. "
+        "ZIP: one such data file plus the photos its photo column names (relative paths)."
+    )
     file_format = forms.ChoiceField(
         label="Format",
         choices=[("", "From the file name"), *ImportJob.Format.choices],

@@ -19,6 +19,7 @@ class ImportJob(models.Model):
         CSV = "csv", "CSV"
         XLSX = "xlsx", "Excel (XLSX)"
         JSON = "json", "JSON (array of objects)"
+        ZIP = "zip", "ZIP (a data file plus photos)"
 
     class Mode(models.TextChoices):
         UPSERT = "upsert", "Create and update"
@@ -158,7 +159,80 @@ class ImportJournalEntry(models.Model):
         indexes = [
             models.Index(fields=["job", "chunk_index"], name="idx_import_journal_chunk"),
             models.Index(fields=["agent_id"], name="idx_import_journal_agent"),
+            # Rollback looks up an agent's first and last entry within a job.
+            models.Index(fields=["job", "agent_id", "id"], name="idx_import_journal_job_agent"),
         ]
 
     def __str__(self) -> str:
         return f"{self.action} {self.agent_id} (job {self.job_id})"
+
+
+class ImportRollback(models.Model):
+    """An undo of one import job, from its journal; chunked like the import."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        REFUSED = "refused"  # rows changed since the import and force was not given
+        FAILED = "failed"
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rollbacks")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    force = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    previous_status = models.CharField(max_length=30, blank=True, default="")
+    conflict_count = models.PositiveIntegerField(default=0)
+    # [{agent_id, name, updated_at, import_wrote_at, deleted}], first 1,000.
+    conflicts = models.JSONField(default=list, blank=True)
+    deleted_rows = models.PositiveIntegerField(default=0)
+    restored_rows = models.PositiveIntegerField(default=0)
+    skipped_rows = models.PositiveIntegerField(default=0)
+    overwritten_rows = models.PositiveIntegerField(default=0)
+    error_message = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "import_rollbacks"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"rollback of import #{self.job_id} ({self.status})"
+
+
+class ImportRollbackChunk(models.Model):
+    """The undo of one import chunk's journal entries; done-marked with its writes."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    rollback = models.ForeignKey(ImportRollback, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField(help_text="The import chunk whose journal this undoes.")
+    entries = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    deleted_rows = models.PositiveIntegerField(default=0)
+    restored_rows = models.PositiveIntegerField(default=0)
+    skipped_rows = models.PositiveIntegerField(default=0)
+    overwritten_rows = models.PositiveIntegerField(default=0)
+    skipped_ids = models.JSONField(default=list, blank=True)
+    overwritten_ids = models.JSONField(default=list, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "import_rollback_chunks"
+        ordering = ["rollback", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollback", "index"], name="uniq_import_rollback_chunk_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"rollback chunk {self.index} of {self.rollback_id}"

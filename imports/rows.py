@@ -6,7 +6,7 @@ what the admin checks.
 """
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from agents.models import Agent
@@ -59,13 +59,23 @@ def key_digest(kind: str, key: object) -> int:
 
 
 class RowParser:
-    def __init__(self, columns: list[str | None], industry_rules: Mapping[str, IndustryRule]):
+    def __init__(
+        self,
+        columns: list[str | None],
+        industry_rules: Mapping[str, IndustryRule],
+        photo_resolver: Callable[[str], str | None] | None = None,
+    ):
         widgets = AgentResource().column_widgets()
         self.columns = columns
         self.width = len(columns)
         # (position, column, widget) for the columns this file carries.
         self.plan = [(i, c, widgets[c]) for i, c in enumerate(columns) if c is not None and c in widgets]
         self.validator = AgentValidator(industry_rules)
+        # A `photo` cell names a file; the resolver (zip imports) gives its storage name or
+        # raises ValueError. Without a resolver the column is not parsed (nor written).
+        self.photo = (
+            (columns.index("photo"), photo_resolver) if photo_resolver and "photo" in columns else None
+        )
 
     def parse(self, line: int, cells: list[str]) -> ParsedRow:
         row = ParsedRow(line=line, values={}, cells=cells)
@@ -96,4 +106,11 @@ class RowParser:
         for column, message in self.validator.validate(checked).items():
             if column not in failed:
                 row.errors.append(RowError(line, column, excerpt(values.get(column, "")), message))
+        if self.photo and not row.errors:  # photos are read only for rows that are otherwise valid
+            position, resolve = self.photo
+            raw = cells[position] if position < len(cells) else ""
+            try:
+                values["photo"] = resolve(raw)
+            except ValueError as exc:
+                row.errors.append(RowError(line, "photo", excerpt(raw), str(exc)))
         return row

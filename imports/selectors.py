@@ -5,10 +5,13 @@ import io
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
+from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from .models import ImportChunk, ImportJob, ImportRowError
+from .models import ImportChunk, ImportJob, ImportJournalEntry, ImportRollback, ImportRowError
+
+CONFLICTS_KEPT = 1000
 
 
 @dataclass
@@ -117,3 +120,76 @@ def import_rejected_rows_csv(*, job: ImportJob) -> Iterator[str]:
     if current_line is not None:
         writer.writerow([*cells, "; ".join(messages)])
         yield flush()
+
+
+# The job's entries with, per agent, its first entry (what to restore) and the
+# updated_at of its last entry (what the import left behind).
+JOURNAL_ENTRIES_SQL = """
+    SELECT f.agent_id, f.action, f.before, l.after_updated_at AS last_written
+    FROM import_journal f
+    JOIN LATERAL (
+        SELECT after_updated_at FROM import_journal l
+        WHERE l.job_id = f.job_id AND l.agent_id = f.agent_id ORDER BY l.id DESC LIMIT 1
+    ) l ON TRUE
+    WHERE f.job_id = %s {chunk_filter}
+      AND NOT EXISTS (
+        SELECT 1 FROM import_journal e WHERE e.job_id = f.job_id AND e.agent_id = f.agent_id AND e.id < f.id
+      )
+"""
+
+
+def import_rollback_conflicts(*, job_id: int) -> tuple[list[dict], int]:
+    """Rows changed (or deleted) after the import wrote them."""
+    sql = f"""
+        WITH e AS ({JOURNAL_ENTRIES_SQL.format(chunk_filter="")})
+        SELECT e.agent_id, a.name, a.updated_at, e.last_written, a.id IS NULL AS deleted,
+               count(*) OVER () AS total
+        FROM e LEFT JOIN agents a ON a.id = e.agent_id
+        WHERE (a.id IS NULL AND e.action = 'update') OR (a.id IS NOT NULL AND a.updated_at <> e.last_written)
+        ORDER BY e.agent_id LIMIT %s
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [job_id, CONFLICTS_KEPT])
+        rows = cursor.fetchall()
+    conflicts = [
+        {
+            "agent_id": agent_id,
+            "name": name,
+            "updated_at": updated_at.isoformat() if updated_at else None,
+            "import_wrote_at": last_written.isoformat(),
+            "deleted": deleted,
+        }
+        for agent_id, name, updated_at, last_written, deleted, _total in rows
+    ]
+    return conflicts, (rows[0][5] if rows else 0)
+
+
+def import_rollback_preview(*, job: ImportJob) -> dict:
+    """What a rollback of `job` would do: rows to delete and restore, and the conflicts."""
+    counts = ImportJournalEntry.objects.filter(job=job).aggregate(
+        creates=Count("id", filter=Q(action="create")), updates=Count("id", filter=Q(action="update"))
+    )
+    conflicts, conflict_count = import_rollback_conflicts(job_id=job.pk)
+    return {**counts, "conflicts": conflicts[:100], "conflict_count": conflict_count}
+
+
+def import_rollback_latest(*, job: ImportJob) -> dict | None:
+    rollback = job.rollbacks.order_by("-created_at").first()
+    if rollback is None:
+        return None
+    chunks = rollback.chunks.aggregate(total=Count("id"), done=Count("id", filter=Q(status="done")))
+    return {
+        "id": rollback.pk,
+        "status": rollback.status,
+        "force": rollback.force,
+        "deleted": rollback.deleted_rows,
+        "restored": rollback.restored_rows,
+        "skipped": rollback.skipped_rows,
+        "overwritten": rollback.overwritten_rows,
+        "conflict_count": rollback.conflict_count,
+        "chunks_total": chunks["total"],
+        "chunks_done": chunks["done"],
+        "percent": round(100.0 * chunks["done"] / chunks["total"], 1) if chunks["total"] else 100.0,
+        "error_message": rollback.error_message,
+        "finished": rollback.status not in (ImportRollback.Status.PENDING, ImportRollback.Status.RUNNING),
+    }

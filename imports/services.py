@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 from pathlib import PurePath
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
@@ -35,13 +36,20 @@ from .formats import (
 from .models import ImportChunk, ImportJob, ImportRowError
 from .rows import ParsedRow, RowError, RowParser, key_digest, natural_key
 from .writer import ChunkWriter
+from .zip_import import (
+    PHOTO_WITHOUT_ARCHIVE_WARNING,
+    zip_data_file,
+    zip_files_discard,
+    zip_files_extract,
+    zip_photo_resolver,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_CHUNK_ATTEMPTS = 8
 CHUNK_SIZE_RANGE = (100, 50_000)
 RECOVER_PENDING_AFTER = timedelta(minutes=5)
-FORMATS_BY_EXTENSION = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".json": "json"}
+FORMATS_BY_EXTENSION = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".json": "json", ".zip": "zip"}
 REQUIRED_FOR_CREATE = ("name", "state")
 
 
@@ -52,7 +60,9 @@ class ImportRequestError(ValueError):
 def import_format_guess(filename: str) -> str:
     fmt = FORMATS_BY_EXTENSION.get(PurePath(filename).suffix.lower())
     if fmt is None:
-        raise ImportRequestError(f"{filename}: cannot tell the format; use .csv, .xlsx or .json or pick it.")
+        raise ImportRequestError(
+            f"{filename}: cannot tell the format; use .csv, .xlsx, .json or .zip or pick it."
+        )
     return fmt
 
 
@@ -119,36 +129,51 @@ def _stage_rows(job: ImportJob, rows, header: list[str]) -> str:
 
 def _staged_source(job: ImportJob) -> tuple[str, list[str], str]:
     """(storage name of a CSV to chunk, header of the source, encoding of that CSV)."""
-    name = job.original_name
+    if job.format == ImportJob.Format.ZIP:
+        # The archive's data file is planned like a file of its own format (always staged).
+        with zip_data_file(job) as data:
+            return _staged_source_of(job, data.raw, fmt=data.format, name=data.name, in_place=False)
     with default_storage.open(job.file.name, "rb") as raw:
-        problem = sniff_problem(raw.read(65536), declared=job.format, filename=name)
-        if problem:
-            raise ImportFileError(problem)
-        raw.seek(0)
-        if job.format == "csv":
-            return job.file.name, [], job.encoding
-        if job.format == "xlsx":
-            rows = xlsx_rows(raw, filename=name)
-            first = next(rows, None)
-            if first is None:
-                raise ImportFileError(f"{name}: the workbook's first sheet is empty.")
-            header = first[1]
-            staged = _stage_rows(job, rows, header)
-            return staged, header, "utf-8"
-        # JSON: the header is every key seen, in order of first appearance (two passes).
-        keys: dict[str, None] = {}
-        count = 0
-        for _line, obj in json_objects(raw, filename=name):
-            count += 1
-            keys.update(dict.fromkeys(obj))
-        if count == 0:
-            raise ImportFileError(f"{name}: the JSON array is empty.")
-        header = list(keys)
-        raw.seek(0)
-        rows = (
-            (line, [_json_cell(obj.get(k)) for k in header]) for line, obj in json_objects(raw, filename=name)
-        )
-        return _stage_rows(job, rows, header), header, "utf-8"
+        return _staged_source_of(job, raw, fmt=job.format, name=job.original_name, in_place=True)
+
+
+def _staged_source_of(job: ImportJob, raw, *, fmt: str, name: str, in_place: bool):
+    """_staged_source for an open file; in_place: a CSV is job.file itself and is chunked as it is."""
+    problem = sniff_problem(raw.read(65536), declared=fmt, filename=name)
+    if problem:
+        raise ImportFileError(problem)
+    raw.seek(0)
+    if fmt == "csv" and in_place:
+        return job.file.name, [], job.encoding
+    if fmt == "csv":  # a CSV out of an archive: staged with its source lines
+        records = csv_records(raw, encoding=job.encoding, filename=name)
+        first = next(records, None)
+        if first is None:
+            raise ImportFileError(f"{name}: the file is empty.")
+        rows = ((record.line, record.cells) for record in records)
+        return _stage_rows(job, rows, first.cells), first.cells, "utf-8"
+    if fmt == "xlsx":
+        rows = xlsx_rows(raw, filename=name)
+        first = next(rows, None)
+        if first is None:
+            raise ImportFileError(f"{name}: the workbook's first sheet is empty.")
+        header = first[1]
+        staged = _stage_rows(job, rows, header)
+        return staged, header, "utf-8"
+    # JSON: the header is every key seen, in order of first appearance (two passes).
+    keys: dict[str, None] = {}
+    count = 0
+    for _line, obj in json_objects(raw, filename=name):
+        count += 1
+        keys.update(dict.fromkeys(obj))
+    if count == 0:
+        raise ImportFileError(f"{name}: the JSON array is empty.")
+    header = list(keys)
+    raw.seek(0)
+    rows = (
+        (line, [_json_cell(obj.get(k)) for k in header]) for line, obj in json_objects(raw, filename=name)
+    )
+    return _stage_rows(job, rows, header), header, "utf-8"
 
 
 def _json_cell(value) -> str:
@@ -175,12 +200,16 @@ def import_job_plan(*, job_id: int) -> bool:
                 f"{connection.vendor}. Set DATABASE_URL to a PostgreSQL database."
             )
         plan = _plan(job)
+        if job.format == ImportJob.Format.ZIP:  # the data file planned cleanly: now its photos
+            plan["warnings"] += zip_files_extract(job, columns=plan["columns"])
     except ImportFileError as exc:
         import_job_fail(job_id=job.pk, message=str(exc))
         return False
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().get(pk=job_id)
         if job.status != ImportJob.Status.PLANNING:  # cancelled meanwhile
+            if job.format == ImportJob.Format.ZIP:  # no chunk will run: drop the extracted photos
+                transaction.on_commit(lambda: zip_files_discard(job_id=job_id))
             return False
         job.chunks.all().delete()
         ImportChunk.objects.bulk_create(plan.pop("chunks"))
@@ -271,6 +300,9 @@ def _plan(job: ImportJob) -> dict:
             if i in superseded
         }
     warnings = []
+    if "photo" in mapping.columns and job.format != ImportJob.Format.ZIP:
+        mapping.columns[mapping.columns.index("photo")] = None  # no images to read: see zip_import
+        warnings.append(PHOTO_WITHOUT_ARCHIVE_WARNING)
     if mapping.unknown:
         warnings.append(f"Unknown columns ignored: {', '.join(mapping.unknown)}.")
     if mapping.ignored:
@@ -344,14 +376,16 @@ def import_chunk_process(*, job_id: int, chunk_index: int) -> bool:
             .select_related("job")
             .get(job_id=job_id, index=chunk_index)
         )
+        _statement_time_limit()
         job = chunk.job
         if chunk.status != ImportChunk.Status.RUNNING or job.status != ImportJob.Status.RUNNING:
             return False
-        parser = RowParser(job.columns, industry_rules_get())
+        photos = zip_photo_resolver(job)  # None unless a zip job with a photo column
+        parser = RowParser(job.columns, industry_rules_get(), photo_resolver=photos)
         writer = ChunkWriter(
             job_id=job.pk,
             chunk_index=chunk.index,
-            columns={c for c in job.columns if c},
+            columns={c for c in job.columns if c and (c != "photo" or photos)},
             mode=job.mode,
             dry_run=job.dry_run,
         )
@@ -381,6 +415,18 @@ def import_chunk_process(*, job_id: int, chunk_index: int) -> bool:
         chunk.finished_at = timezone.now()
         chunk.save()
     return True
+
+
+def _statement_time_limit() -> None:
+    """Let PostgreSQL stop a statement that outlives the chunk's time limit.
+
+    Celery's soft limit is a signal; a worker blocked inside the database
+    driver (a lock wait) does not see it until the statement returns.
+    """
+    # A little under the soft limit, so PostgreSQL cancels before the signal interrupts the driver.
+    limit_ms = int(settings.IMPORT_CHUNK_SOFT_TIME_LIMIT * 900)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(limit_ms)])
 
 
 def _row_errors(job: ImportJob, chunk: ImportChunk, rejected: list[ParsedRow]) -> list[ImportRowError]:
@@ -473,6 +519,11 @@ def import_job_finalize(*, job_id: int) -> bool:
         closed = job.status != ImportJob.Status.CANCELLED
         if closed and not job.dry_run and (job.created_rows or job.updated_rows):
             transaction.on_commit(_edge_sync_request)
+        if job.format == ImportJob.Format.ZIP and job.status in (
+            ImportJob.Status.COMPLETED,
+            ImportJob.Status.COMPLETED_WITH_ERRORS,
+        ):  # no chunk will run again: the photos extracted at planning can go
+            transaction.on_commit(lambda: zip_files_discard(job_id=job_id))
     return closed
 
 
@@ -513,8 +564,15 @@ def import_job_resume(*, job_id: int) -> list[int]:
             return []
         if not job.chunks.exists():
             return []
-        indexes = list(job.chunks.exclude(status=ImportChunk.Status.DONE).values_list("index", flat=True))
-        job.chunks.filter(index__in=indexes).update(status=ImportChunk.Status.PENDING, attempts=0)
+        # Chunks a live worker holds stay locked and are skipped: they finish on their own.
+        indexes = list(
+            job.chunks.exclude(status=ImportChunk.Status.DONE)
+            .select_for_update(skip_locked=True)
+            .values_list("index", flat=True)
+        )
+        job.chunks.filter(index__in=indexes).exclude(status=ImportChunk.Status.DONE).update(
+            status=ImportChunk.Status.PENDING, attempts=0
+        )
         job.status = ImportJob.Status.RUNNING
         job.error_message = ""
         job.finished_at = None

@@ -2,27 +2,45 @@
 
 import logging
 
+import psycopg
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 
-from . import services
+from . import rollback, services
+from .models import ImportChunk, ImportJob, ImportRollbackChunk
 from .writer import ConcurrentChange
 
 logger = logging.getLogger(__name__)
 
 IMPORT_QUEUE = "imports"
-CHUNK_SOFT_TIME_LIMIT = 600
+CHUNK_SOFT_TIME_LIMIT = settings.IMPORT_CHUNK_SOFT_TIME_LIMIT
 CHUNK_MAX_RETRIES = 5
 # Worth retrying: the database went away, a deadlock, a row created under our feet.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConcurrentChange)
+
+
+TIME_LIMIT_MESSAGE = f"exceeded the time limit of {CHUNK_SOFT_TIME_LIMIT} s; try a smaller chunk size"
+
+
+def _is_statement_timeout(exc: Exception) -> bool:
+    """PostgreSQL cancelled a statement at the chunk's time limit (see services._statement_time_limit)."""
+    return isinstance(exc.__cause__, psycopg.errors.QueryCanceled)
+
+
+def _retry_delay(retries: int) -> float:
+    return min(settings.IMPORT_RETRY_BASE_DELAY * 2**retries, 30.0)
 
 
 @shared_task(name="imports.import_job_plan", acks_late=True, queue=IMPORT_QUEUE, max_retries=3)
 def import_job_plan_task(job_id: int) -> None:
     try:
         planned = services.import_job_plan(job_id=job_id)
+    except ImportJob.DoesNotExist:
+        logger.warning("Import job %s no longer exists; planning skipped", job_id)
+        return
     except TRANSIENT_ERRORS as exc:
         raise import_job_plan_task.retry(exc=exc, countdown=5) from exc
     except Exception as exc:
@@ -30,7 +48,7 @@ def import_job_plan_task(job_id: int) -> None:
         services.import_job_fail(job_id=job_id, message=f"Planning failed unexpectedly: {exc}")
         return
     if planned:
-        indexes = list(services.ImportChunk.objects.filter(job_id=job_id).values_list("index", flat=True))
+        indexes = list(ImportChunk.objects.filter(job_id=job_id).values_list("index", flat=True))
         services.import_chunks_enqueue(job_id=job_id, indexes=indexes)
 
 
@@ -47,14 +65,17 @@ def import_job_plan_task(job_id: int) -> None:
 def import_chunk_process_task(self, job_id: int, chunk_index: int) -> None:
     try:
         services.import_chunk_process(job_id=job_id, chunk_index=chunk_index)
+    except ImportChunk.DoesNotExist:
+        logger.warning("Import job %s chunk %s no longer exists; skipped", job_id, chunk_index)
+        return
     except SoftTimeLimitExceeded:
-        services.import_chunk_fail(
-            job_id=job_id,
-            chunk_index=chunk_index,
-            message=f"exceeded the time limit of {CHUNK_SOFT_TIME_LIMIT} s; try a smaller chunk size",
-        )
+        services.import_chunk_fail(job_id=job_id, chunk_index=chunk_index, message=TIME_LIMIT_MESSAGE)
     except TRANSIENT_ERRORS as exc:
         connection.close()  # a terminated backend leaves the connection unusable
+        if _is_statement_timeout(exc):
+            services.import_chunk_fail(job_id=job_id, chunk_index=chunk_index, message=TIME_LIMIT_MESSAGE)
+            services.import_job_finalize(job_id=job_id)
+            return
         message = f"{exc.__class__.__name__}: {exc}"
         if self.request.retries >= self.max_retries:
             services.import_chunk_fail(
@@ -64,7 +85,7 @@ def import_chunk_process_task(self, job_id: int, chunk_index: int) -> None:
             )
         else:
             services.import_chunk_record_error(job_id=job_id, chunk_index=chunk_index, message=message)
-            raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30)) from exc
+            raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries)) from exc
     except DatabaseError as exc:
         # Not transient (a constraint, a bad statement): retrying cannot help.
         logger.exception("Import job %s chunk %s failed", job_id, chunk_index)
@@ -85,6 +106,49 @@ def import_job_resume_task(job_id: int) -> None:
 @shared_task(name="imports.import_jobs_recover", acks_late=True, queue=IMPORT_QUEUE)
 def import_jobs_recover_task() -> None:
     services.import_jobs_recover()
+    rollback.import_rollbacks_recover()
+
+
+@shared_task(
+    name="imports.import_rollback_chunk",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    queue=IMPORT_QUEUE,
+    max_retries=CHUNK_MAX_RETRIES,
+    soft_time_limit=CHUNK_SOFT_TIME_LIMIT,
+    time_limit=CHUNK_SOFT_TIME_LIMIT + 60,
+)
+def import_rollback_chunk_task(self, rollback_id: int, chunk_index: int) -> None:
+    try:
+        rollback.import_rollback_chunk_process(rollback_id=rollback_id, index=chunk_index)
+    except ImportRollbackChunk.DoesNotExist:
+        logger.warning("Rollback %s chunk %s no longer exists; skipped", rollback_id, chunk_index)
+        return
+    except SoftTimeLimitExceeded:
+        rollback.import_rollback_chunk_fail(
+            rollback_id=rollback_id,
+            index=chunk_index,
+            message=f"exceeded the time limit of {CHUNK_SOFT_TIME_LIMIT} s",
+        )
+    except TRANSIENT_ERRORS as exc:
+        connection.close()
+        message = f"{exc.__class__.__name__}: {exc}"
+        if self.request.retries >= self.max_retries:
+            rollback.import_rollback_chunk_fail(
+                rollback_id=rollback_id,
+                index=chunk_index,
+                message=f"failed {self.max_retries + 1} times: {message}",
+            )
+        else:
+            rollback.import_rollback_chunk_record_error(
+                rollback_id=rollback_id, index=chunk_index, message=message
+            )
+            raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries)) from exc
+    except Exception as exc:
+        logger.exception("Rollback %s chunk %s failed", rollback_id, chunk_index)
+        rollback.import_rollback_chunk_fail(rollback_id=rollback_id, index=chunk_index, message=f"{exc!r}")
+    rollback.import_rollback_finalize(rollback_id=rollback_id)
 
 
 @worker_ready.connect

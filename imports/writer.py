@@ -66,8 +66,10 @@ class ChunkWriter:
         self.chunk_index = chunk_index
         self.mode = mode
         self.dry_run = dry_run
+        # `photo` (a storage name) is staged only when the file carries it (zip imports).
+        self.stage_columns = STAGE_COLUMNS + ("photo",) if "photo" in columns else STAGE_COLUMNS
         # Columns compared and updated on existing rows: what the file carries.
-        self.update_columns = [c for c in STAGE_COLUMNS if c in columns and c not in NEVER_UPDATED]
+        self.update_columns = [c for c in self.stage_columns if c in columns and c not in NEVER_UPDATED]
 
     # --- identities -------------------------------------------------------------
     def resolve(self, rows: list[ParsedRow]) -> list[ParsedRow]:
@@ -167,7 +169,7 @@ class ChunkWriter:
     # --- writing ------------------------------------------------------------------
     def _stage_tuple(self, values: dict, defaults: dict) -> tuple:
         out = []
-        for column in STAGE_COLUMNS:
+        for column in self.stage_columns:
             value = values.get(column)
             if value is None and column in defaults and (column in NOT_NULL or column not in values):
                 value = defaults[column]
@@ -181,7 +183,7 @@ class ChunkWriter:
         if not rows:
             return result
         cursor = connection.cursor()
-        stage_cols = ", ".join(STAGE_COLUMNS)
+        stage_cols = ", ".join(self.stage_columns)
         # ON COMMIT DROP covers crashes; the explicit DROP below covers savepoints (tests).
         cursor.execute("DROP TABLE IF EXISTS import_stage")
         cursor.execute(

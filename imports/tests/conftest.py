@@ -3,6 +3,7 @@ import io
 import pytest
 from django.core.files.base import ContentFile
 
+from estateflow.celery import app as celery_app
 from imports.models import ImportJob
 from imports.services import (
     import_chunk_process,
@@ -43,3 +44,41 @@ def generated_csv(tmp_path):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def private_redis():
+    """A redis-server of this test run alone: parallel runs on one machine cannot steal its tasks."""
+    from .workers import RedisServer
+
+    server = RedisServer()
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def workers(tmp_path, settings, private_redis):
+    """Start worker processes on demand; all are stopped at the end of the test."""
+    from .workers import WorkerProcess, use_broker
+
+    started: list = []
+    eager = celery_app.conf.task_always_eager
+    broker = {"url": private_redis.url}
+    use_broker(broker["url"])
+
+    def start(name: str = "w1", concurrency: int = 1, env: dict | None = None) -> WorkerProcess:
+        worker = WorkerProcess(
+            broker_url=broker["url"], log_dir=tmp_path, name=name, concurrency=concurrency, env=env
+        )
+        started.append(worker)
+        worker.wait_ready()
+        return worker
+
+    start.broker = broker
+    yield start
+    for worker in started:
+        worker.stop()
+    celery_app.conf.task_always_eager = eager
+    use_broker(settings.CELERY_BROKER_URL)
+    celery_app.conf.task_always_eager = eager

@@ -28,7 +28,14 @@
     set("ef-failed", fmt(data.failed));
     set("ef-rate", data.rows_per_second ? fmt(Math.round(data.rows_per_second)) + " rows/s" : "");
     set("ef-eta", data.eta_seconds !== null ? "ETA " + Math.round(data.eta_seconds) + " s" : "");
-    if (terminal.has(data.status)) {
+    if (data.rollback) {
+      set("ef-rb-status", data.rollback.status);
+      set("ef-rb-chunks", data.rollback.chunks_done + "/" + data.rollback.chunks_total);
+      set("ef-rb-deleted", fmt(data.rollback.deleted));
+      set("ef-rb-restored", fmt(data.rollback.restored));
+    }
+    const rollbackRunning = data.rollback && !data.rollback.finished;
+    if (terminal.has(data.status) && !rollbackRunning && data.status !== "rolling_back") {
       // Reload once to show the final error list and the actions of an ended job.
       setTimeout(() => window.location.reload(), 300);
       return;
