@@ -88,9 +88,10 @@ class AgentValidator:
         if slug and not SLUG_RE.match(slug):
             errors["slug"] = "Slug may hold only lowercase letters, digits and single hyphens."
 
-        for column, limit in self.max_lengths.items():
-            value = values.get(column)
-            if isinstance(value, str) and len(value) > limit:
+        max_lengths = self.max_lengths
+        for column, value in values.items():
+            limit = max_lengths.get(column)
+            if limit is not None and isinstance(value, str) and len(value) > limit:
                 errors[column] = f"At most {limit} characters (got {len(value)})."
 
         if "state" in values:

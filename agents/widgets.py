@@ -26,11 +26,13 @@ class TextWidget(widgets.Widget):
     """Text with surrounding white space dropped; a blank cell is NULL."""
 
     def clean(self, value, row=None, **kwargs):
-        if _blank(value):
+        if value.__class__ is str:  # the common case (CSV cells), kept short: it runs per cell
+            return value.strip() or None
+        if value is None:
             return None
         if isinstance(value, float) and value.is_integer():
             value = int(value)  # XLSX stores "12345" typed as a number
-        return str(value).strip()
+        return str(value).strip() or None
 
     def render(self, value, obj=None, **kwargs):
         return "" if value is None else str(value)
@@ -54,7 +56,13 @@ class KeyWidget(TextWidget):
 
 class IntegerWidget(widgets.Widget):
     def clean(self, value, row=None, **kwargs):
-        if _blank(value):
+        if value.__class__ is str:
+            text = value.strip()
+            if not text:
+                return None
+            if text.isdigit():
+                return int(text)
+        elif value is None:
             return None
         if isinstance(value, bool):
             raise ValueError("expected a whole number, got a boolean")

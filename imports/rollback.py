@@ -104,7 +104,7 @@ def import_rollback_chunks_enqueue(*, rollback_id: int, indexes: list[int]) -> N
 def _rollback_chunk_begin(*, rollback_id: int, index: int) -> bool:
     with transaction.atomic():
         chunk = (
-            ImportRollbackChunk.objects.select_for_update()
+            ImportRollbackChunk.objects.select_for_update(of=("self",))
             .select_related("rollback")
             .get(rollback_id=rollback_id, index=index)
         )
@@ -130,7 +130,7 @@ def import_rollback_chunk_process(*, rollback_id: int, index: int) -> bool:
     started = time.monotonic()
     with transaction.atomic():
         chunk = (
-            ImportRollbackChunk.objects.select_for_update()
+            ImportRollbackChunk.objects.select_for_update(of=("self",))
             .select_related("rollback")
             .get(rollback_id=rollback_id, index=index)
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from agents.models import Agent
 from agents.resources import AgentResource
 from agents.validation import AgentValidator
+from agents.widgets import JSONWidget
 from industries.selectors import IndustryRule
 
 VALUE_EXCERPT = 120
@@ -32,6 +33,8 @@ class ParsedRow:
     values: dict
     cells: list[str]
     errors: list[RowError] = field(default_factory=list)
+    # JSON cells as written in the file: staged as they are instead of re-encoded.
+    json_text: dict = field(default_factory=dict)
     exists: bool = False  # set by identity resolution
     current_slug: str | None = None
 
@@ -53,9 +56,9 @@ def natural_key(industry: str | None, state: str | None, license_number: str | N
 
 
 def key_digest(kind: str, key: object) -> int:
-    """64-bit digest of a row key, so planning can track 500k keys in little memory."""
+    """Signed 64-bit digest of a row key (a PostgreSQL bigint) for finding repeated keys."""
     raw = f"{kind}\x1f{key!r}".encode()
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big")
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
 
 
 class RowParser:
@@ -70,6 +73,7 @@ class RowParser:
         self.width = len(columns)
         # (position, column, widget) for the columns this file carries.
         self.plan = [(i, c, widgets[c]) for i, c in enumerate(columns) if c is not None and c in widgets]
+        self.json_columns = frozenset(c for _, c, w in self.plan if isinstance(w, JSONWidget))
         self.validator = AgentValidator(industry_rules)
         # A `photo` cell names a file; the resolver (zip imports) gives its storage name or
         # raises ValueError. Without a resolver the column is not parsed (nor written).
@@ -95,6 +99,9 @@ class RowParser:
                 values[column] = widget.clean(raw)
             except ValueError as exc:
                 row.errors.append(RowError(line, column, excerpt(raw), str(exc)))
+            else:
+                if column in self.json_columns and values[column] is not None and isinstance(raw, str):
+                    row.json_text[column] = raw
         # Validate what parsed; a NOT NULL column left blank takes its default later.
         checked = {k: v for k, v in values.items() if v is not None}
         for column in ("name", "state"):

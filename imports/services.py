@@ -254,43 +254,42 @@ def _plan(job: ImportJob) -> dict:
             return cells[i + offset] if i is not None and i + offset < len(cells) else None
 
         chunks: list[ImportChunk] = []
-        seen: dict[int, int] = {}  # key digest -> row index of its latest row
-        lines: dict[int, int] = {}
-        superseded: dict[int, int] = {}  # row index -> line of the row that replaces it
         total = 0
         current = None
-        for record in records:
-            if current is None or current.row_count >= job.chunk_size:
-                current = ImportChunk(
-                    job=job,
-                    index=len(chunks),
-                    first_row=total,
-                    row_count=0,
-                    first_line=record.line,
-                    byte_start=record.byte_start,
-                    byte_end=record.byte_end,
-                )
-                chunks.append(current)
-            line = int(record.cells[0]) if staged else record.line
-            current.row_count += 1
-            current.byte_end = record.byte_end
-            keys = []
-            agent_id = (cell(record.cells, "id") or "").strip()
-            if agent_id:
-                keys.append(key_digest("id", agent_id))
-            nat = natural_key(cell(record.cells, "industry"), cell(record.cells, "state"),
-                              cell(record.cells, "license_number"))  # fmt: skip
-            if nat:
-                keys.append(key_digest("nat", nat))
-            for digest in keys:
-                earlier = seen.get(digest)
-                if earlier is not None and earlier != total:
-                    superseded[earlier] = line
-                seen[digest] = total
-            if keys:
-                lines[total] = line
-            total += 1
-        del seen, lines
+        # Repeated keys are found by PostgreSQL, not in a dict, so planning
+        # memory stays flat whatever the file's size.
+        with transaction.atomic(), connection.cursor() as cursor:
+            # ON COMMIT DROP in production; the explicit DROP also covers savepoints (tests).
+            cursor.execute("DROP TABLE IF EXISTS import_plan_keys")
+            cursor.execute(
+                "CREATE TEMP TABLE import_plan_keys (row_index integer, line integer, digest bigint) ON COMMIT DROP"
+            )
+            with cursor.cursor.copy("COPY import_plan_keys (row_index, line, digest) FROM STDIN") as copy:
+                for record in records:
+                    if current is None or current.row_count >= job.chunk_size:
+                        current = ImportChunk(
+                            job=job,
+                            index=len(chunks),
+                            first_row=total,
+                            row_count=0,
+                            first_line=record.line,
+                            byte_start=record.byte_start,
+                            byte_end=record.byte_end,
+                        )
+                        chunks.append(current)
+                    line = int(record.cells[0]) if staged else record.line
+                    current.row_count += 1
+                    current.byte_end = record.byte_end
+                    agent_id = (cell(record.cells, "id") or "").strip()
+                    if agent_id:
+                        copy.write_row((total, line, key_digest("id", agent_id)))
+                    nat = natural_key(cell(record.cells, "industry"), cell(record.cells, "state"),
+                                      cell(record.cells, "license_number"))  # fmt: skip
+                    if nat:
+                        copy.write_row((total, line, key_digest("nat", nat)))
+                    total += 1
+            superseded = _superseded_rows(cursor)
+            cursor.execute("DROP TABLE import_plan_keys")
         if total == 0:
             raise ImportFileError(f"{name}: the file has a header but no data rows.")
     for chunk in chunks:
@@ -319,6 +318,25 @@ def _plan(job: ImportJob) -> dict:
     }
 
 
+def _superseded_rows(cursor) -> dict[int, int]:
+    """{row index: line of the later row with the same key} from import_plan_keys."""
+    cursor.execute(
+        """
+        SELECT row_index, max(winner_line) FROM (
+            SELECT row_index,
+                   last_value(line) OVER w AS winner_line,
+                   last_value(row_index) OVER w AS winner_row
+            FROM import_plan_keys
+            WINDOW w AS (PARTITION BY digest ORDER BY row_index
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+        ) keyed
+        WHERE row_index < winner_row
+        GROUP BY row_index
+        """
+    )
+    return dict(cursor.fetchall())
+
+
 # --- chunks ---------------------------------------------------------------------
 
 
@@ -340,7 +358,7 @@ def import_chunk_begin(*, job_id: int, chunk_index: int) -> bool:
     """Count an attempt; False when the chunk must not run (done, given up, job not running)."""
     with transaction.atomic():
         chunk = (
-            ImportChunk.objects.select_for_update()
+            ImportChunk.objects.select_for_update(of=("self",))
             .select_related("job")
             .get(job_id=job_id, index=chunk_index)
         )
@@ -372,7 +390,7 @@ def import_chunk_process(*, job_id: int, chunk_index: int) -> bool:
     started = time.monotonic()
     with transaction.atomic():
         chunk = (
-            ImportChunk.objects.select_for_update()
+            ImportChunk.objects.select_for_update(of=("self",))
             .select_related("job")
             .get(job_id=job_id, index=chunk_index)
         )
