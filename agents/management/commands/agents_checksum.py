@@ -13,4 +13,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         result = agents_table_checksum()
-        self.stdout.write(json.dumps(result) if options["json"] else f"{result['md5']}  {result['rows']} rows")
+        self.stdout.write(
+            json.dumps(result) if options["json"] else f"{result['md5']}  {result['rows']} rows"
+        )

@@ -1,0 +1,89 @@
+"""The benchmark end to end at a tiny size: real worker process, Redis, PostgreSQL.
+
+Run it on a database of your own, e.g.
+DATABASE_URL=postgres://postgres@127.0.0.1:5432/estateflow_bench_t pytest imports/tests/test_benchmark.py
+"""
+
+import csv
+import json
+import os
+
+import pytest
+
+from imports import benchmark, services
+
+# A Redis database of its own: the benchmark purges its queues, and other test runs use db 15.
+BROKER_URL = os.environ.get("BENCHMARK_TEST_BROKER_URL", "redis://127.0.0.1:6379/13")
+ROWS = 150  # two chunks of 100
+
+
+@pytest.fixture
+def broker():
+    try:
+        benchmark.broker_check(BROKER_URL)
+    except benchmark.BenchmarkError as exc:
+        pytest.fail(str(exc))
+    return BROKER_URL
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_benchmark_runs_every_pass_through_a_real_worker(broker, tmp_path, monkeypatch):
+    def not_here(**kwargs):
+        raise AssertionError("ran in the test process: the benchmark must use its worker processes")
+
+    monkeypatch.setattr(services, "import_job_plan", not_here)
+    monkeypatch.setattr(services, "import_chunk_process", not_here)
+    messages = []
+    report = benchmark.benchmark_run(
+        sizes=[ROWS], workers=1, chunk_size=100, broker_url=broker, workdir=tmp_path, log=messages.append
+    )
+
+    assert [(r.rows, r.phase) for r in report.results] == [(ROWS, p) for p in benchmark.PASSES]
+    insert, update, unchanged = report.results
+    for r in report.results:
+        assert r.status == "completed"
+        assert r.failed == 0
+        assert r.chunks == 2
+        assert r.pipeline_seconds > 0 and r.baseline_seconds > 0
+        assert r.ratio == pytest.approx(r.pipeline_seconds / r.baseline_seconds)
+        assert r.peak_worker_mb is None or r.peak_worker_mb > 10
+        assert r.counts_ok
+    assert (insert.created, insert.updated, insert.unchanged) == (ROWS, 0, 0)
+    assert (update.created, update.updated, update.unchanged) == (0, ROWS, 0)
+    assert (unchanged.created, unchanged.updated, unchanged.unchanged) == (0, 0, ROWS)
+    # The baseline wrote every row on insert and update, none when nothing changed.
+    assert [r.baseline_written for r in report.results] == [ROWS, ROWS, 0]
+    assert report.ok
+    assert report.meta["workers"] == 1 and report.meta["chunk_size"] == 100
+
+    data = json.loads(benchmark.report_json(report))
+    assert [row["pass"] for row in data["results"]] == list(benchmark.PASSES)
+    assert {
+        "rows", "pipeline_seconds", "pipeline_rows_per_second", "baseline_seconds",
+        "baseline_rows_per_second", "ratio", "peak_worker_mb", "created", "updated", "unchanged",
+    } <= set(data["results"][0])  # fmt: skip
+    table = benchmark.report_table(report)
+    assert "ratio" in table and "unchanged" in table
+    assert any("starting 1 celery worker" in m.lower() for m in messages)
+
+
+def test_update_file_changes_every_row_and_keeps_ids(tmp_path):
+    insert_path, update_path = benchmark.benchmark_files_write(20, tmp_path)
+    with insert_path.open(newline="") as a, update_path.open(newline="") as b:
+        old, new = list(csv.DictReader(a)), list(csv.DictReader(b))
+    assert [r["id"] for r in old] == [r["id"] for r in new]
+    for before, after in zip(old, new, strict=True):
+        for column in benchmark.UPDATED_COLUMNS:
+            assert int(after[column]) == int(before[column]) + 1
+        assert {k: v for k, v in before.items() if k not in benchmark.UPDATED_COLUMNS} == {
+            k: v for k, v in after.items() if k not in benchmark.UPDATED_COLUMNS
+        }
+
+
+def test_refuses_a_database_that_is_not_disposable(monkeypatch):
+    from django.db import connection
+
+    monkeypatch.setitem(connection.settings_dict, "NAME", "estateflow")
+    with pytest.raises(benchmark.BenchmarkError, match="Refusing"):
+        benchmark.database_assert_disposable()
