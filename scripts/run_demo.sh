@@ -23,10 +23,10 @@ $PY manage.py demo_setup --agents 10000
 
 WORKER_PID=""
 if [ -n "${CELERY_BROKER_URL:-}" ]; then
-    .venv/bin/celery -A estateflow worker -Q default,imports,sync -c 2 --loglevel INFO \
+    .venv/bin/celery -A estateflow worker -B -s var/celerybeat-schedule -Q default,imports,sync -c 2 --loglevel INFO \
         >var/celery-worker.log 2>&1 &
     WORKER_PID=$!
-    echo "Celery worker started (log: var/celery-worker.log)"
+    echo "Celery worker with beat (D1 and R2 syncs on schedule) started (log: var/celery-worker.log)"
     trap 'kill $WORKER_PID 2>/dev/null || true' EXIT
 fi
 echo "Admin: http://127.0.0.1:8000/admin/"
