@@ -242,7 +242,7 @@ def database_assert_disposable() -> None:
         )
 
 
-def _tables_reset() -> None:
+def tables_reset() -> None:
     """Empty agents and everything an import wrote (the database is disposable, see above)."""
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE agents, sync_change, import_jobs CASCADE")
@@ -265,9 +265,9 @@ def _celery_app():
 
 
 def _celery_pools_reset(app) -> None:
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    # Drop, never close: other holders of the old pool (a test process's
+    # publishers) would fail with "Acquire on closed pool".
+    app._pool = None
     app.amqp._producer_pool = None
 
 
@@ -309,7 +309,7 @@ def broker_check(broker_url: str) -> None:
         ) from exc
 
 
-def _queues_purge(app) -> None:
+def queues_purge(app) -> None:
     """Drop leftovers: chunks of an interrupted run, sync requests our jobs enqueued."""
     with app.connection_for_write() as conn:
         channel = conn.default_channel
@@ -370,27 +370,32 @@ class WorkerPool:
     def start(self, app) -> None:
         host = socket.gethostname()
         for i in range(self.count):
-            name = f"bench{i + 1}-{os.getpid()}@{host}"
-            log_file = (self.log_dir / f"worker-{i + 1}.log").open("wb")
-            proc = subprocess.Popen(
-                self.command(name),
-                cwd=settings.BASE_DIR,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches us, not them: we stop them ourselves
-            )
-            log_file.close()
-            self.procs.append(proc)
-            self.names.append(name)
-        self._wait_ready(app)
+            self.spawn(f"bench{i + 1}-{os.getpid()}@{host}", log_name=f"worker-{i + 1}.log")
+        self.wait_ready(app)
         self._sampler = threading.Thread(target=self._sample_loop, name="bench-rss", daemon=True)
         self._sampler.start()
 
-    def _wait_ready(self, app) -> None:
+    def spawn(self, name: str, *, log_name: str) -> subprocess.Popen:
+        """Start one worker process (not waiting for it), in its own session and process group."""
+        log_file = (self.log_dir / log_name).open("wb")
+        proc = subprocess.Popen(
+            self.command(name),
+            cwd=settings.BASE_DIR,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us, not them: we stop them ourselves
+        )
+        log_file.close()
+        self.procs.append(proc)
+        self.names.append(name)
+        return proc
+
+    def wait_ready(self, app, names: Sequence[str] | None = None) -> None:
+        """Wait until every worker in `names` (default: all) answers a ping."""
         deadline = time.monotonic() + WORKER_START_TIMEOUT
-        waiting = set(self.names)
+        waiting = set(self.names if names is None else names)
         while waiting:
             self.check_alive()
             if time.monotonic() > deadline:
@@ -618,19 +623,19 @@ def benchmark_run(
     pool: WorkerPool | None = None
     try:
         with celery_broker(broker_url) as app, override_settings(MEDIA_ROOT=str(media_root)):
-            _queues_purge(app)
+            queues_purge(app)
             env = worker_env(broker_url=broker_url, media_root=media_root)
             pool = WorkerPool(workers, env=env, log_dir=root)
             log(f"Starting {workers} Celery worker process(es) on queue {IMPORT_QUEUE!r} ({broker_url}) ...")
             pool.start(app)
             for rows in sizes:
                 results.extend(_size_run(rows, root=root, chunk_size=chunk_size, pool=pool, log=log))
-            _tables_reset()
+            tables_reset()
     finally:
         if pool is not None:
             pool.stop()
             with contextlib.suppress(Exception), celery_broker(broker_url) as app:
-                _queues_purge(app)
+                queues_purge(app)
         if own_dir:
             shutil.rmtree(root, ignore_errors=True)
     meta = {
@@ -659,7 +664,7 @@ def _size_run(rows: int, *, root: Path, chunk_size: int, pool: WorkerPool, log: 
     files = {"insert": insert_file, "update": update_file, "unchanged": update_file}
     expected = {"insert": {"created": rows}, "update": {"updated": rows}, "unchanged": {"unchanged": rows}}
     outcomes: dict[str, dict] = {}
-    _tables_reset()
+    tables_reset()
     for phase in PASSES:
         outcome = pipeline_pass(files[phase], chunk_size=chunk_size, pool=pool, timeout=_pass_timeout(rows))
         outcomes[phase] = outcome
@@ -672,7 +677,7 @@ def _size_run(rows: int, *, root: Path, chunk_size: int, pool: WorkerPool, log: 
             f"in all (longest {outcome['chunk_seconds_max']:.2f} s), peak worker {outcome['peak_worker_mb']} MB"
             + (f": {outcome['error_message'][:300]}" if outcome["error_message"] else "")
         )
-    _tables_reset()
+    tables_reset()
     results = []
     for phase in PASSES:
         base = baseline_pass(files[phase])

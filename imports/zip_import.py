@@ -232,7 +232,11 @@ def zip_files_extract(job: ImportJob, *, columns: list[str | None]) -> list[str]
     try:
         with _archive(job) as (archive, members):
             data = _data_member(job, members)
-            others = [m for m in members if m is not data and not _is_junk(member_path(m.filename))]
+            others = [
+                m
+                for m in members
+                if m is not data and member_path(m.filename) and not _is_junk(member_path(m.filename))
+            ]
             if "photo" not in columns:
                 return (
                     [
