@@ -18,6 +18,7 @@ from agents.models import Agent
 
 from .models import ImportChunk, ImportJob, ImportJournalEntry, ImportRollback, ImportRollbackChunk
 from .selectors import JOURNAL_ENTRIES_SQL, import_rollback_conflicts
+from .services import chunk_statement_time_limit
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ def import_rollback_chunk_process(*, rollback_id: int, index: int) -> bool:
         )
         if chunk.status != ImportRollbackChunk.Status.RUNNING:
             return False
+        chunk_statement_time_limit()
         rollback = chunk.rollback
         force = rollback.force
         unchanged = "TRUE" if force else "a.updated_at = rb.last_written"

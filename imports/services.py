@@ -394,7 +394,7 @@ def import_chunk_process(*, job_id: int, chunk_index: int) -> bool:
             .select_related("job")
             .get(job_id=job_id, index=chunk_index)
         )
-        _statement_time_limit()
+        chunk_statement_time_limit()
         job = chunk.job
         if chunk.status != ImportChunk.Status.RUNNING or job.status != ImportJob.Status.RUNNING:
             return False
@@ -435,7 +435,7 @@ def import_chunk_process(*, job_id: int, chunk_index: int) -> bool:
     return True
 
 
-def _statement_time_limit() -> None:
+def chunk_statement_time_limit() -> None:
     """Let PostgreSQL stop a statement that outlives the chunk's time limit.
 
     Celery's soft limit is a signal; a worker blocked inside the database

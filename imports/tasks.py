@@ -26,7 +26,7 @@ TIME_LIMIT_MESSAGE = f"exceeded the time limit of {CHUNK_SOFT_TIME_LIMIT} s; try
 
 
 def _is_statement_timeout(exc: Exception) -> bool:
-    """PostgreSQL cancelled a statement at the chunk's time limit (see services._statement_time_limit)."""
+    """PostgreSQL cancelled a statement at the chunk's time limit (see services.chunk_statement_time_limit)."""
     return isinstance(exc.__cause__, psycopg.errors.QueryCanceled)
 
 
@@ -63,39 +63,53 @@ def import_job_plan_task(job_id: int) -> None:
     time_limit=CHUNK_SOFT_TIME_LIMIT + 60,
 )
 def import_chunk_process_task(self, job_id: int, chunk_index: int) -> None:
+    _chunk_task_run(
+        self,
+        label=f"Import job {job_id} chunk {chunk_index}",
+        process=lambda: services.import_chunk_process(job_id=job_id, chunk_index=chunk_index),
+        fail=lambda message: services.import_chunk_fail(
+            job_id=job_id, chunk_index=chunk_index, message=message
+        ),
+        record_error=lambda message: services.import_chunk_record_error(
+            job_id=job_id, chunk_index=chunk_index, message=message
+        ),
+        finalize=lambda: services.import_job_finalize(job_id=job_id),
+    )
+
+
+def _chunk_task_run(task, *, label: str, process, fail, record_error, finalize) -> None:
+    """How an import or rollback chunk task meets failure: one policy for both.
+
+    Transient database trouble retries with backoff, a bounded number of
+    times; a time limit or any other error fails the chunk at once (no
+    endless requeue). Either way the job is finalized, so it never stays
+    'running' with nothing left to run.
+    """
     try:
-        services.import_chunk_process(job_id=job_id, chunk_index=chunk_index)
-    except ImportChunk.DoesNotExist:
-        logger.warning("Import job %s chunk %s no longer exists; skipped", job_id, chunk_index)
+        process()
+    except (ImportChunk.DoesNotExist, ImportRollbackChunk.DoesNotExist):
+        logger.warning("%s no longer exists; skipped", label)
         return
     except SoftTimeLimitExceeded:
-        services.import_chunk_fail(job_id=job_id, chunk_index=chunk_index, message=TIME_LIMIT_MESSAGE)
+        fail(TIME_LIMIT_MESSAGE)
     except TRANSIENT_ERRORS as exc:
         connection.close()  # a terminated backend leaves the connection unusable
-        if _is_statement_timeout(exc):
-            services.import_chunk_fail(job_id=job_id, chunk_index=chunk_index, message=TIME_LIMIT_MESSAGE)
-            services.import_job_finalize(job_id=job_id)
-            return
         message = f"{exc.__class__.__name__}: {exc}"
-        if self.request.retries >= self.max_retries:
-            services.import_chunk_fail(
-                job_id=job_id,
-                chunk_index=chunk_index,
-                message=f"failed {self.max_retries + 1} times: {message}",
-            )
+        if _is_statement_timeout(exc):
+            fail(TIME_LIMIT_MESSAGE)
+        elif task.request.retries >= task.max_retries:
+            fail(f"failed {task.max_retries + 1} times: {message}")
         else:
-            services.import_chunk_record_error(job_id=job_id, chunk_index=chunk_index, message=message)
-            raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries)) from exc
+            record_error(message)
+            raise task.retry(exc=exc, countdown=_retry_delay(task.request.retries)) from exc
     except DatabaseError as exc:
         # Not transient (a constraint, a bad statement): retrying cannot help.
-        logger.exception("Import job %s chunk %s failed", job_id, chunk_index)
-        services.import_chunk_fail(job_id=job_id, chunk_index=chunk_index, message=f"database error: {exc}")
+        logger.exception("%s failed", label)
+        fail(f"database error: {exc}")
     except Exception as exc:
-        logger.exception("Import job %s chunk %s crashed", job_id, chunk_index)
-        services.import_chunk_fail(
-            job_id=job_id, chunk_index=chunk_index, message=f"unexpected error: {exc!r}"
-        )
-    services.import_job_finalize(job_id=job_id)
+        logger.exception("%s crashed", label)
+        fail(f"unexpected error: {exc!r}")
+    finalize()
 
 
 @shared_task(name="imports.import_job_resume", acks_late=True, queue=IMPORT_QUEUE)
@@ -120,35 +134,18 @@ def import_jobs_recover_task() -> None:
     time_limit=CHUNK_SOFT_TIME_LIMIT + 60,
 )
 def import_rollback_chunk_task(self, rollback_id: int, chunk_index: int) -> None:
-    try:
-        rollback.import_rollback_chunk_process(rollback_id=rollback_id, index=chunk_index)
-    except ImportRollbackChunk.DoesNotExist:
-        logger.warning("Rollback %s chunk %s no longer exists; skipped", rollback_id, chunk_index)
-        return
-    except SoftTimeLimitExceeded:
-        rollback.import_rollback_chunk_fail(
-            rollback_id=rollback_id,
-            index=chunk_index,
-            message=f"exceeded the time limit of {CHUNK_SOFT_TIME_LIMIT} s",
-        )
-    except TRANSIENT_ERRORS as exc:
-        connection.close()
-        message = f"{exc.__class__.__name__}: {exc}"
-        if self.request.retries >= self.max_retries:
-            rollback.import_rollback_chunk_fail(
-                rollback_id=rollback_id,
-                index=chunk_index,
-                message=f"failed {self.max_retries + 1} times: {message}",
-            )
-        else:
-            rollback.import_rollback_chunk_record_error(
-                rollback_id=rollback_id, index=chunk_index, message=message
-            )
-            raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries)) from exc
-    except Exception as exc:
-        logger.exception("Rollback %s chunk %s failed", rollback_id, chunk_index)
-        rollback.import_rollback_chunk_fail(rollback_id=rollback_id, index=chunk_index, message=f"{exc!r}")
-    rollback.import_rollback_finalize(rollback_id=rollback_id)
+    _chunk_task_run(
+        self,
+        label=f"Rollback {rollback_id} chunk {chunk_index}",
+        process=lambda: rollback.import_rollback_chunk_process(rollback_id=rollback_id, index=chunk_index),
+        fail=lambda message: rollback.import_rollback_chunk_fail(
+            rollback_id=rollback_id, index=chunk_index, message=message
+        ),
+        record_error=lambda message: rollback.import_rollback_chunk_record_error(
+            rollback_id=rollback_id, index=chunk_index, message=message
+        ),
+        finalize=lambda: rollback.import_rollback_finalize(rollback_id=rollback_id),
+    )
 
 
 @worker_ready.connect
