@@ -608,7 +608,7 @@ def import_chunks_enqueue(*, job_id: int, indexes: list[int]) -> None:
         import_chunk_process_task.delay(job_id, index)
 
 
-def import_jobs_recover() -> dict[int, list[int]]:
+def import_jobs_recover(*, worker_start: bool = False) -> dict[int, list[int]]:
     """Re-enqueue chunks that no live worker holds: run at worker start and periodically.
 
     A running chunk keeps its row locked for its whole transaction, so a
@@ -626,7 +626,9 @@ def import_jobs_recover() -> dict[int, list[int]]:
             )
             last = job.chunks.filter(finished_at__isnull=False).order_by("-finished_at").first()
             last_progress = last.finished_at if last else (job.planned_at or job.created_at)
-            if timezone.now() - last_progress > RECOVER_PENDING_AFTER:
+            # At a worker's start, pending chunks are re-sent too: a killed worker takes its
+            # prefetched messages with it, and a duplicate of a live message is a no-op.
+            if worker_start or timezone.now() - last_progress > RECOVER_PENDING_AFTER:
                 orphaned += list(
                     job.chunks.filter(status=ImportChunk.Status.PENDING).values_list("index", flat=True)
                 )

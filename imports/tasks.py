@@ -151,4 +151,12 @@ def import_rollback_chunk_task(self, rollback_id: int, chunk_index: int) -> None
 @worker_ready.connect
 def import_jobs_recover_on_worker_start(sender=None, **kwargs) -> None:
     # A worker that starts may be the replacement of one that was killed mid-chunk.
-    import_jobs_recover_task.delay()
+    # The sweep runs here, not as a task: a task would wait behind every chunk
+    # message already queued, and the orphaned chunks with it.
+    try:
+        services.import_jobs_recover(worker_start=True)
+        rollback.import_rollbacks_recover()
+    except DatabaseError:
+        logger.exception("Recovery sweep at worker start failed; the periodic sweep will retry")
+    finally:
+        connection.close()

@@ -58,27 +58,32 @@ def test_two_worker_processes_import_with_exact_counts_then_unchanged(workers, g
 
 
 def test_sigkill_mid_job_then_a_new_worker_completes_with_exact_counts(workers, generated_csv):
+    import csv
+
+    from agents.tests.factories import AgentFactory
+
     path, _ = _file(generated_csv, 12000)
+    with open(path, newline="", encoding="utf-8") as handle:
+        target = list(csv.DictReader(handle))[1500]["id"]  # a row of chunk 3 (chunks of 400)
+    AgentFactory(id=target, name="Held", state="CA")
+    release, locked = threading.Event(), threading.Event()
+    holder = _hold_row_lock(target, release, locked)
+    locked.wait(10)
     first = workers("w1")
     job = _start(path, chunk_size=400)
-    wait_for(
-        lambda: ImportChunk.objects.filter(job=job, status="done").count() >= 2,
-        timeout=60,
-        message="2 chunks",
-    )
-    wait_for(
-        lambda: ImportChunk.objects.filter(job=job, status="running").exists(),
-        timeout=30,
-        message="a running chunk",
-    )
+    # Chunk 3 blocks on the held row inside its transaction: killing now is surely mid-chunk.
+    wait_for(_blocked_backend_pids, timeout=60, message="a chunk blocked mid-transaction")
     first.kill()
+    release.set()
+    holder.join()
     assert not job_done(job.pk)
     workers("w2")  # its start-up recovery re-enqueues the chunk the dead worker held
     job = wait_for(lambda: job_done(job.pk), timeout=120, message="import after kill")
     assert job.status == ImportJob.Status.COMPLETED, job.error_message
-    assert job.created_rows == 12000 == Agent.objects.count()
+    assert (job.created_rows, job.updated_rows) == (11999, 1)
+    assert Agent.objects.count() == 12000
     assert ImportJournalEntry.objects.filter(job=job).count() == 12000
-    assert ImportChunk.objects.filter(job=job, attempts__gt=1).exists()
+    assert ImportChunk.objects.get(job=job, index=3).attempts >= 2
 
 
 def test_same_chunk_delivered_twice_in_a_row_and_concurrently(workers):
