@@ -39,19 +39,26 @@ class ImportProgress:
         return asdict(self)
 
 
+def import_chunk_totals(*, job: ImportJob) -> dict[str, int]:
+    """A job's counts as the sums over its done chunks, plus chunk tallies: the one source of counts."""
+    done = Q(status=ImportChunk.Status.DONE)
+    totals = job.chunks.aggregate(
+        total=Count("id"),
+        done=Count("id", filter=done),
+        failed_chunks=Count("id", filter=Q(status=ImportChunk.Status.FAILED)),
+        processed=Sum("row_count", filter=done),
+        created=Sum("created_rows", filter=done),
+        updated=Sum("updated_rows", filter=done),
+        unchanged=Sum("unchanged_rows", filter=done),
+        failed=Sum("failed_rows", filter=done),
+    )
+    return {key: value or 0 for key, value in totals.items()}
+
+
 def import_job_progress(*, job: ImportJob) -> ImportProgress:
     """Counts summed over the chunks (the job's own counters are set only at the end)."""
-    agg = job.chunks.aggregate(
-        total=Count("id"),
-        done=Count("id", filter=Q(status=ImportChunk.Status.DONE)),
-        failed_chunks=Count("id", filter=Q(status=ImportChunk.Status.FAILED)),
-        processed=Sum("row_count", filter=Q(status=ImportChunk.Status.DONE)),
-        created=Sum("created_rows", filter=Q(status=ImportChunk.Status.DONE)),
-        updated=Sum("updated_rows", filter=Q(status=ImportChunk.Status.DONE)),
-        unchanged=Sum("unchanged_rows", filter=Q(status=ImportChunk.Status.DONE)),
-        failed=Sum("failed_rows", filter=Q(status=ImportChunk.Status.DONE)),
-    )
-    processed = agg["processed"] or 0
+    agg = import_chunk_totals(job=job)
+    processed = agg["processed"]
     total = job.total_rows
     end = job.finished_at or timezone.now()
     elapsed = (end - job.started_at).total_seconds() if job.started_at else None
@@ -69,10 +76,10 @@ def import_job_progress(*, job: ImportJob) -> ImportProgress:
         dry_run=job.dry_run,
         total_rows=total,
         processed_rows=processed,
-        created=agg["created"] or 0,
-        updated=agg["updated"] or 0,
-        unchanged=agg["unchanged"] or 0,
-        failed=agg["failed"] or 0,
+        created=agg["created"],
+        updated=agg["updated"],
+        unchanged=agg["unchanged"],
+        failed=agg["failed"],
         chunks_total=agg["total"],
         chunks_done=agg["done"],
         chunks_failed=agg["failed_chunks"],

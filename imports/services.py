@@ -17,7 +17,6 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from industries.selectors import industry_rules_get
@@ -35,6 +34,7 @@ from .formats import (
 )
 from .models import ImportChunk, ImportJob, ImportRowError
 from .rows import ParsedRow, RowError, RowParser, key_digest, natural_key
+from .selectors import import_chunk_totals
 from .writer import ChunkWriter
 from .zip_import import (
     PHOTO_WITHOUT_ARCHIVE_WARNING,
@@ -170,14 +170,8 @@ def _staged_source_of(job: ImportJob, raw, *, fmt: str, name: str, in_place: boo
         raise ImportFileError(f"{name}: the JSON array is empty.")
     header = list(keys)
     raw.seek(0)
-    rows = (
-        (line, [_json_cell(obj.get(k)) for k in header]) for line, obj in json_objects(raw, filename=name)
-    )
+    rows = ((line, [cell_text(obj.get(k)) for k in header]) for line, obj in json_objects(raw, filename=name))
     return _stage_rows(job, rows, header), header, "utf-8"
-
-
-def _json_cell(value) -> str:
-    return cell_text(value)
 
 
 def import_job_plan(*, job_id: int) -> bool:
@@ -495,18 +489,13 @@ def import_job_fail(*, job_id: int, message: str) -> None:
 
 
 def import_job_counts_refresh(job: ImportJob) -> None:
-    totals = job.chunks.filter(status=ImportChunk.Status.DONE).aggregate(
-        created=Sum("created_rows"),
-        updated=Sum("updated_rows"),
-        unchanged=Sum("unchanged_rows"),
-        failed=Sum("failed_rows"),
-        processed=Sum("row_count"),
-    )
-    job.created_rows = totals["created"] or 0
-    job.updated_rows = totals["updated"] or 0
-    job.unchanged_rows = totals["unchanged"] or 0
-    job.failed_rows = totals["failed"] or 0
-    job.processed_rows = totals["processed"] or 0
+    """Copy the chunk sums onto the job's own counters (set when the job ends)."""
+    totals = import_chunk_totals(job=job)
+    job.created_rows = totals["created"]
+    job.updated_rows = totals["updated"]
+    job.unchanged_rows = totals["unchanged"]
+    job.failed_rows = totals["failed"]
+    job.processed_rows = totals["processed"]
 
 
 def import_job_finalize(*, job_id: int) -> bool:

@@ -22,6 +22,16 @@ CHUNK_MAX_RETRIES = 5
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConcurrentChange)
 
 
+# Import and rollback chunks: redelivered if a worker dies, retried a bounded number of times.
+CHUNK_TASK_OPTIONS = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "queue": IMPORT_QUEUE,
+    "max_retries": CHUNK_MAX_RETRIES,
+    "soft_time_limit": CHUNK_SOFT_TIME_LIMIT,
+    "time_limit": CHUNK_SOFT_TIME_LIMIT + 60,
+}
 TIME_LIMIT_MESSAGE = f"exceeded the time limit of {CHUNK_SOFT_TIME_LIMIT} s; try a smaller chunk size"
 
 
@@ -52,16 +62,7 @@ def import_job_plan_task(job_id: int) -> None:
         services.import_chunks_enqueue(job_id=job_id, indexes=indexes)
 
 
-@shared_task(
-    name="imports.import_chunk_process",
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    queue=IMPORT_QUEUE,
-    max_retries=CHUNK_MAX_RETRIES,
-    soft_time_limit=CHUNK_SOFT_TIME_LIMIT,
-    time_limit=CHUNK_SOFT_TIME_LIMIT + 60,
-)
+@shared_task(name="imports.import_chunk_process", **CHUNK_TASK_OPTIONS)
 def import_chunk_process_task(self, job_id: int, chunk_index: int) -> None:
     _chunk_task_run(
         self,
@@ -123,16 +124,7 @@ def import_jobs_recover_task() -> None:
     rollback.import_rollbacks_recover()
 
 
-@shared_task(
-    name="imports.import_rollback_chunk",
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    queue=IMPORT_QUEUE,
-    max_retries=CHUNK_MAX_RETRIES,
-    soft_time_limit=CHUNK_SOFT_TIME_LIMIT,
-    time_limit=CHUNK_SOFT_TIME_LIMIT + 60,
-)
+@shared_task(name="imports.import_rollback_chunk", **CHUNK_TASK_OPTIONS)
 def import_rollback_chunk_task(self, rollback_id: int, chunk_index: int) -> None:
     _chunk_task_run(
         self,

@@ -66,3 +66,11 @@ INDUSTRIES: list[dict] = [
         "license_pattern": "",
     },
 ]  # fmt: skip
+
+
+def industries_upsert(model) -> int:
+    """Create or refresh the rows above in `model` (the real model, or a migration's historical one)."""
+    for row in INDUSTRIES:
+        values = {key: value for key, value in row.items() if key != "industry"}
+        model.objects.update_or_create(industry=row["industry"], defaults=values)
+    return len(INDUSTRIES)

@@ -1,13 +1,10 @@
 from django.db import migrations
 
-from industries.seed import INDUSTRIES
+from industries.seed import INDUSTRIES, industries_upsert
 
 
 def industries_seed(apps, schema_editor):
-    IndustryConfig = apps.get_model("industries", "IndustryConfig")
-    for row in INDUSTRIES:
-        values = {key: value for key, value in row.items() if key != "industry"}
-        IndustryConfig.objects.update_or_create(industry=row["industry"], defaults=values)
+    industries_upsert(apps.get_model("industries", "IndustryConfig"))
 
 
 def industries_unseed(apps, schema_editor):

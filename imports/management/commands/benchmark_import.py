@@ -97,12 +97,19 @@ class Command(BaseCommand):
             ) from exc
 
     def _spawn(self, sizes: list[int], options: dict) -> None:
+        child_args = [
+            "--rows", ",".join(map(str, sizes)), "--workers", str(options["workers"]),
+            "--chunk-size", str(options["chunk_size"]), "--broker-url", options["broker_url"],
+            "--database", options["database"], *(["--json"] if options["json"] else []),
+        ]  # fmt: skip
+        self._child_run(options, child_env=CHILD_ENV, command="benchmark_import", child_args=child_args)
+
+    def _child_run(self, options: dict, *, child_env: str, command: str, child_args: list[str]) -> None:
+        """Recreate the dedicated database, run `command` again pointed at it, relay its output."""
         name = options["database"]
         server = self._server()
         if server["NAME"] == name:
-            raise CommandError(
-                f"DATABASE_URL points at {name}; the benchmark drops it. Pick another --database."
-            )
+            raise CommandError(f"DATABASE_URL points at {name}; {command} drops it. Pick another --database.")
         try:
             benchmark.broker_check(options["broker_url"])
         except benchmark.BenchmarkError as exc:
@@ -112,7 +119,7 @@ class Command(BaseCommand):
         env = dict(os.environ)
         env.update(
             {
-                CHILD_ENV: name,
+                child_env: name,
                 "DATABASE_URL": benchmark.database_url({**server, "NAME": name}),
                 "CELERY_BROKER_URL": options["broker_url"],
                 "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE")
@@ -120,12 +127,7 @@ class Command(BaseCommand):
                 "DJANGO_DEBUG": "false",
             }
         )
-        argv = [
-            sys.executable, str(settings.BASE_DIR / "manage.py"), "benchmark_import",
-            "--rows", ",".join(map(str, sizes)), "--workers", str(options["workers"]),
-            "--chunk-size", str(options["chunk_size"]), "--broker-url", options["broker_url"],
-            "--database", name, *(["--json"] if options["json"] else []),
-        ]  # fmt: skip
+        argv = [sys.executable, str(settings.BASE_DIR / "manage.py"), command, *child_args]
         child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True, cwd=settings.BASE_DIR)
         previous = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
         try:
@@ -141,14 +143,19 @@ class Command(BaseCommand):
         if code:
             raise SystemExit(code)
 
-    # --- child: the benchmark itself, on the dedicated database ----------------------------------
-    def _run(self, sizes: list[int], options: dict) -> None:
+    def _child_prepare(self, options: dict) -> None:
+        """In the child: stop the workers on kill as on Ctrl-C, and migrate the fresh database."""
+
         def terminate(*_):
             raise KeyboardInterrupt
 
-        signal.signal(signal.SIGTERM, terminate)  # stop the workers on kill as on Ctrl-C
+        signal.signal(signal.SIGTERM, terminate)
         self.stderr.write(f"Migrating {options['database']} ...")
         call_command("migrate", verbosity=0, interactive=False)
+
+    # --- child: the benchmark itself, on the dedicated database ----------------------------------
+    def _run(self, sizes: list[int], options: dict) -> None:
+        self._child_prepare(options)
         try:
             report = benchmark.benchmark_run(
                 sizes=sizes,

@@ -7,12 +7,7 @@ DATABASE_URL is that database; the child migrates it and runs imports.drill.
 """
 
 import os
-import signal
-import subprocess
-import sys
 
-from django.conf import settings
-from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
@@ -68,28 +63,7 @@ class Command(benchmark_import.Command):
         return self._spawn_drill(options)
 
     def _spawn_drill(self, options: dict) -> None:
-        name = options["database"]
-        server = self._server()
-        if server["NAME"] == name:
-            raise CommandError(f"DATABASE_URL points at {name}; the drill drops it. Pick another --database.")
-        try:
-            benchmark.broker_check(options["broker_url"])
-        except benchmark.BenchmarkError as exc:
-            raise CommandError(str(exc)) from exc
-        self.stderr.write(f"Recreating database {name} on {server['HOST']}:{server['PORT']} ...")
-        self._database_recreate(server, name)
-        env = dict(os.environ)
-        env.update(
-            {
-                CHILD_ENV: name,
-                "DATABASE_URL": benchmark.database_url({**server, "NAME": name}),
-                "CELERY_BROKER_URL": options["broker_url"],
-                "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE")
-                or settings.SETTINGS_MODULE,
-                "DJANGO_DEBUG": "false",
-            }
-        )
-        argv = [sys.executable, str(settings.BASE_DIR / "manage.py"), "import_fault_drill"]
+        child_args = []
         for option in (
             "rows",
             "existing",
@@ -100,29 +74,12 @@ class Command(benchmark_import.Command):
             "broker_url",
             "database",
         ):
-            argv += ["--" + option.replace("_", "-"), str(options[option])]
-        argv += ["--json"] if options["json"] else []
-        child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True, cwd=settings.BASE_DIR)
-        previous = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
-        try:
-            for line in child.stdout:
-                self.stdout.write(line, ending="")
-            code = child.wait()
-        except KeyboardInterrupt:
-            child.wait()
-            raise SystemExit(130) from None
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        if code:
-            raise SystemExit(code)
+            child_args += ["--" + option.replace("_", "-"), str(options[option])]
+        child_args += ["--json"] if options["json"] else []
+        self._child_run(options, child_env=CHILD_ENV, command="import_fault_drill", child_args=child_args)
 
     def _drill(self, options: dict) -> None:
-        def terminate(*_):
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGTERM, terminate)
-        self.stderr.write(f"Migrating {options['database']} ...")
-        call_command("migrate", verbosity=0, interactive=False)
+        self._child_prepare(options)
         try:
             report = drill.drill_run(
                 rows=options["rows"],
