@@ -10,12 +10,14 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from django.conf import settings
@@ -28,6 +30,10 @@ logger = logging.getLogger(__name__)
 # must finish within 30 s, so requests stay far below that in bytes.
 REQUEST_MAX_BYTES = 900_000
 REQUEST_MAX_STATEMENTS = 50
+# A run that needs more HTTP requests than this is misbehaving (a storm of splits or retries), not syncing.
+MAX_REQUESTS_PER_RUN = 50_000
+# Endpoint text kept in errors: enough to diagnose, too little to store a whole echoed request.
+ERROR_TEXT_MAX_CHARS = 500
 
 
 class D1Error(Exception):
@@ -44,6 +50,57 @@ class D1StatementError(D1Error):
 
 class D1UnavailableError(D1Error):
     """Retries exhausted on 429, 5xx, timeouts or dropped connections."""
+
+
+class D1ConfigError(D1Error):
+    """The endpoint is not a D1 API we can talk to (wrong URL or id, credentials, a proxy's page).
+
+    Every request would fail the same way, so it is raised at once: never
+    retried, never split into smaller requests.
+    """
+
+
+class D1RequestBudgetExceeded(D1Error):
+    """The client sent SYNC_D1_MAX_REQUESTS_PER_RUN requests; the run stops instead of storming on."""
+
+
+_BEARER = re.compile(r"(?i)\bbearer\s+[^\s\"',;]+")
+
+
+def d1_error_text(error: object, *, secrets: Iterable[str] = (), limit: int = ERROR_TEXT_MAX_CHARS) -> str:
+    """Error text safe to store or show: no API token, no `Bearer …` credential, at most `limit` chars.
+
+    Every place that stores a D1 error (SyncRun.error and .failures,
+    VerifyRun.error) goes through this: endpoints echo requests back, and
+    an echoed Authorization header must not land in the database or the admin.
+    """
+    text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
+    for secret in (*secrets, getattr(settings, "CLOUDFLARE_API_TOKEN", "")):
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    text = _BEARER.sub("Bearer [redacted]", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def url_without_secrets(url: str) -> str:
+    """The URL without user info, query or fragment (what an error message may name)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+# What a 400 names when D1 refused the SQL itself (as opposed to the request or the route).
+_SQL_PROBLEM = re.compile(
+    r"SQLITE_|syntax error|no such (table|column|function|index)|constraint failed|"
+    r"too many SQL variables|statement too long|incomplete input|unrecognized token",
+    re.IGNORECASE,
+)
+
+
+def _is_statement_error(errors: list[dict]) -> bool:
+    return any(e.get("code") == 7500 or _SQL_PROBLEM.search(str(e.get("message", ""))) for e in errors)
 
 
 class _Retryable(Exception):
@@ -78,7 +135,20 @@ class D1Stats:
     max_statement_bytes: int = 0
     max_params: int = 0
     statement_sizes: list[int] = field(default_factory=list)
+    # HTTP attempts allowed on this client (0: no limit); checked before each one is sent.
+    max_attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def attempt(self, nbytes: int) -> None:
+        """Count one request about to be sent, refusing it when the budget is spent."""
+        with self.lock:
+            if self.max_attempts and self.attempts >= self.max_attempts:
+                raise D1RequestBudgetExceeded(
+                    f"stopped after {self.attempts:,} D1 requests (SYNC_D1_MAX_REQUESTS_PER_RUN="
+                    f"{self.max_attempts:,}); the endpoint keeps failing or the run needs a higher budget"
+                )
+            self.attempts += 1
+            self.bytes_sent += nbytes
 
     def as_dict(self) -> dict:
         sizes = sorted(self.statement_sizes)
@@ -119,6 +189,7 @@ class RestTransport:
         retry: RetryPolicy | None = None,
     ):
         self.url = f"{base_url.rstrip('/')}/accounts/{account_id}/d1/database/{database_id}"
+        self._secrets = (api_token,) if api_token else ()
         headers = {"content-type": "application/json"}
         if api_token:
             headers["authorization"] = f"Bearer {api_token}"
@@ -136,9 +207,7 @@ class RestTransport:
         endpoint = f"{self.url}/{'raw' if raw else 'query'}"
         last: Exception | None = None
         for attempt in range(self.retry.attempts):
-            with stats.lock:
-                stats.attempts += 1
-                stats.bytes_sent += len(body)
+            stats.attempt(len(body))
             try:
                 return self._post(endpoint, body)
             except _Retryable as exc:
@@ -150,7 +219,16 @@ class RestTransport:
                     stats.retries += 1
                 logger.warning("D1 request failed (%s); retry %d in %.2fs", exc, attempt + 1, delay)
                 self.retry.sleep(delay)
-        raise D1UnavailableError(f"D1 unavailable after {self.retry.attempts} attempts: {last}")
+        raise D1UnavailableError(
+            self._safe(f"D1 unavailable after {self.retry.attempts} attempts at {self._where(endpoint)}: {last}")
+        )
+
+    def _safe(self, text: str) -> str:
+        return d1_error_text(text, secrets=self._secrets, limit=ERROR_TEXT_MAX_CHARS + 300)
+
+    @staticmethod
+    def _where(endpoint: str) -> str:
+        return f"POST {url_without_secrets(endpoint)}"
 
     def _post(self, endpoint: str, body: bytes) -> list[dict]:
         try:
@@ -164,18 +242,40 @@ class RestTransport:
             raise _Retryable("429 rate limited", _parse_retry_after(response.headers.get("retry-after")))
         if status >= 500 or status == 408:
             raise _Retryable(f"HTTP {status}", _parse_retry_after(response.headers.get("retry-after")))
+        where = self._where(endpoint)
         try:
             data = response.json()
-        except ValueError as exc:
-            raise _Retryable(f"HTTP {status} with a body that is not JSON") from exc
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            kind = "not JSON" if data is None else f"JSON {type(data).__name__}, not an object"
+            raise D1ConfigError(
+                self._safe(
+                    f"{where} answered HTTP {status} with a body that is {kind}: is CLOUDFLARE_BASE_URL"
+                    f" a D1 REST API? Body starts: {response.text[:200]!r}"
+                )
+            )
+        errors = [e if isinstance(e, dict) else {"message": e} for e in (data.get("errors") or [])]
         if status >= 400 or not data.get("success", False):
-            errors = data.get("errors") or [{"message": f"HTTP {status}"}]
-            message = "; ".join(str(e.get("message")) for e in errors)
-            code = errors[0].get("code") if errors else None
+            errors = errors or [{"message": f"HTTP {status}"}]
+            message = "; ".join(str(e.get("message")) for e in errors)[:ERROR_TEXT_MAX_CHARS]
             if status in (401, 403):
-                raise D1Error(f"D1 refused the credentials (HTTP {status}): {message}")
-            raise D1StatementError(message, code)
-        return data["result"]
+                raise D1ConfigError(
+                    self._safe(f"{where}: D1 refused the credentials (HTTP {status}): {message}")
+                )
+            if status in (200, 400) and _is_statement_error(errors):
+                code = next((e.get("code") for e in errors if e.get("code") is not None), None)
+                raise D1StatementError(self._safe(message), code)
+            raise D1ConfigError(
+                self._safe(
+                    f"{where} answered HTTP {status} ({message}): check CLOUDFLARE_BASE_URL, "
+                    "CLOUDFLARE_ACCOUNT_ID and D1_DATABASE_ID"
+                )
+            )
+        result = data.get("result")
+        if not isinstance(result, list) or not all(isinstance(r, dict) for r in result):
+            raise D1ConfigError(self._safe(f"{where} answered HTTP {status} without a list of results"))
+        return result
 
 
 def httpx_json(payload: dict) -> bytes:
@@ -204,6 +304,7 @@ class SqliteTransport:
     name = "sqlite"
 
     def __init__(self, *, path: str):
+        self.path = path
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA foreign_keys = ON")
@@ -213,9 +314,7 @@ class SqliteTransport:
         self.conn.close()
 
     def execute(self, statements: Sequence[Statement], *, raw: bool, stats: D1Stats) -> list[dict]:
-        with stats.lock:
-            stats.attempts += 1
-            stats.bytes_sent += sum(s.size for s in statements)
+        stats.attempt(sum(s.size for s in statements))
         out: list[dict] = []
         cur = self.conn.cursor()
         # Same contract as a D1 request: all statements or none.
@@ -238,9 +337,11 @@ class SqliteTransport:
 
 
 class D1Client:
-    def __init__(self, transport: RestTransport | SqliteTransport):
+    def __init__(self, transport: RestTransport | SqliteTransport, *, max_requests: int | None = None):
         self.transport = transport
-        self.stats = D1Stats()
+        if max_requests is None:
+            max_requests = int(getattr(settings, "SYNC_D1_MAX_REQUESTS_PER_RUN", MAX_REQUESTS_PER_RUN))
+        self.stats = D1Stats(max_attempts=max(0, max_requests))
 
     def close(self) -> None:
         self.transport.close()

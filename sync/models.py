@@ -58,6 +58,7 @@ class SyncRun(models.Model):
         REPAIR = "repair"
         COMPARE = "compare", "full compare (SQLite fallback)"
         BENCHMARK = "benchmark", "benchmark (scratch engine)"
+        PULL = "pull", "D1 pull (adopt D1 rows)"
 
     class Status(models.TextChoices):
         RUNNING = "running"
@@ -66,6 +67,7 @@ class SyncRun(models.Model):
         FAILED = "failed"
         DRY_RUN = "dry_run", "dry run"
         SKIPPED = "skipped", "skipped (another sync running)"
+        REFUSED = "refused", "refused (would lose D1 data)"
 
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.INCREMENTAL)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
@@ -87,6 +89,21 @@ class SyncRun(models.Model):
     position_before = models.BigIntegerField(null=True, blank=True)
     position_after = models.BigIntegerField(null=True, blank=True)
     failures = models.JSONField(default=list, blank=True, help_text="Rows D1 rejected: table, id, error.")
+    pruned = models.BooleanField(
+        default=False, help_text="Run with --prune: D1 agents PostgreSQL lacks deleted."
+    )
+    unknown_in_d1 = models.IntegerField(
+        null=True, blank=True, help_text="D1 agents PostgreSQL does not know (left alone unless pruning)."
+    )
+    unmanaged_kept = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="D1 agents not written by the back-office whose content differs: left as they are.",
+    )
+    bookmark = models.CharField(
+        max_length=200, blank=True, default="", help_text="D1 Time Travel bookmark taken before deleting."
+    )
+    restore_hint = models.TextField(blank=True, default="", help_text="How to go back to the bookmark.")
     error = models.TextField(blank=True, default="")
 
     class Meta:
@@ -121,3 +138,33 @@ class VerifyRun(models.Model):
 
     def __str__(self) -> str:
         return f"verify #{self.pk} ({'clean' if self.clean else 'drift'})"
+
+
+class D1MigrationRecord(models.Model):
+    """How `d1_migrate` brought each D1 migration onto a target (D1 keeps only the name).
+
+    `recorded` means the target already had every object the migration
+    creates (a D1 built by `wrangler d1 execute --file`), so only its
+    `d1_migrations` row was written; `partial` means only the missing
+    statements ran.
+    """
+
+    class Action(models.TextChoices):
+        APPLIED = "applied"
+        RECORDED = "recorded", "recorded as present"
+        PARTIAL = "partial", "missing statements applied"
+
+    target = models.CharField(max_length=300)
+    name = models.CharField(max_length=200)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    statements_run = models.IntegerField(default=0)
+    detail = models.TextField(blank=True, default="")
+    recorded_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "sync_d1_migration_record"
+        ordering = ["-recorded_at", "-id"]
+        verbose_name = "D1 migration record"
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.action} on {self.target}"

@@ -16,8 +16,9 @@ from agents.resources import D1_AGENT_COLUMNS
 from industries.models import IndustryConfig
 
 from .d1_client import D1Client
-from .models import SyncChange, SyncRun, SyncState, VerifyRun
-from .sqlite_sql import Statement, d1_value, sql_literal
+from .d1_schema import MigrationPlan, d1_schema_read, migrations_plan
+from .models import D1MigrationRecord, SyncChange, SyncRun, SyncState, VerifyRun
+from .sqlite_sql import Statement, d1_value, split_sql, sql_literal
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "d1_migrations"
 INDUSTRY_D1_COLUMNS: tuple[str, ...] = (
@@ -178,16 +179,45 @@ def d1_applied_migrations(*, client: D1Client) -> list[dict]:
     return client.query("SELECT id, name, applied_at FROM d1_migrations ORDER BY id")
 
 
-def d1_migrations_status(*, client: D1Client) -> list[dict]:
+def d1_migrations_plan(*, client: D1Client) -> list[MigrationPlan]:
+    """Plan every numbered migration against the target's schema (read-only)."""
+    files = [(p.name, split_sql(p.read_text(encoding="utf-8"))) for p in d1_migration_files()]
+    recorded = {row["name"] for row in d1_applied_migrations(client=client)}
+    return migrations_plan(files=files, recorded=recorded, state=d1_schema_read(client=client))
+
+
+def d1_migrations_status(*, client: D1Client, target: str = "") -> list[dict]:
+    """Per migration: applied / recorded as present / partly present / pending / conflict."""
     applied = {row["name"]: row for row in d1_applied_migrations(client=client)}
-    return [
-        {
-            "name": path.name,
-            "applied": path.name in applied,
-            "applied_at": applied.get(path.name, {}).get("applied_at"),
-        }
-        for path in d1_migration_files()
-    ]
+    how = {
+        r.name: r
+        for r in D1MigrationRecord.objects.filter(target=target or client.transport.name).order_by(
+            "recorded_at"
+        )
+    }
+    out = []
+    for plan in d1_migrations_plan(client=client):
+        row = {"name": plan.name, "applied": plan.name in applied, "applied_at": None, "action": plan.action}
+        if plan.name in applied:
+            row["applied_at"] = at = applied[plan.name]["applied_at"]
+            record = how.get(plan.name)
+            if record and record.action == D1MigrationRecord.Action.RECORDED:
+                row["state"] = f"recorded as present {at} (its objects were already there)"
+            elif record and record.action == D1MigrationRecord.Action.PARTIAL:
+                row["state"] = f"applied in part {at} (ran: {record.detail})"
+            else:
+                row["state"] = f"applied {at}"
+        elif plan.action == "record":
+            row["state"] = "present, not recorded: d1_migrate records it as present"
+        elif plan.action == "partial":
+            missing = ", ".join(c.obj for c in plan.missing)
+            row["state"] = f"partly present: d1_migrate runs only the missing {missing}"
+        elif plan.action == "conflict":
+            row["state"] = "CONFLICT: " + "; ".join(c.conflict for c in plan.conflicts)
+        else:
+            row["state"] = "pending"
+        out.append(row)
+    return out
 
 
 def d1_range_checksums(

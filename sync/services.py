@@ -39,6 +39,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from agents.resources import D1_AGENT_COLUMNS
+
 from .d1_client import (
     REQUEST_MAX_BYTES,
     REQUEST_MAX_STATEMENTS,
@@ -48,7 +50,8 @@ from .d1_client import (
     d1_client_from_settings,
     d1_target_describe,
 )
-from .models import SyncRun, SyncState, VerifyRun
+from .d1_schema import migration_conflict_message
+from .models import D1MigrationRecord, SyncChange, SyncRun, SyncState, VerifyRun
 from .selectors import (
     AGENT_PUSH_COLUMNS,
     INDUSTRY_D1_COLUMNS,
@@ -58,10 +61,9 @@ from .selectors import (
     agents_rows_by_ids,
     agents_rows_in_range,
     d1_agent_ids_page,
-    d1_applied_migrations,
     d1_counts_by_industry_state,
     d1_industries,
-    d1_migration_files,
+    d1_migrations_plan,
     d1_range_checksums,
     d1_versions_in_range,
     industries_rows,
@@ -77,14 +79,16 @@ from .sqlite_sql import (
     UpsertBuilder,
     delete_statements,
     prepare_row,
-    split_sql,
+    quote_ident,
 )
+from .time_travel import d1_restore_point_take
 
 logger = logging.getLogger(__name__)
 
 # "EFD1": the advisory lock key shared by every D1 writer of this project.
 SYNC_LOCK_KEY = 0x45464431
 ID_CHUNK = 2000
+UNMANAGED_REPORT_MAX = 10_000
 VERIFY_RANGE_ROWS = 5000
 
 
@@ -96,18 +100,21 @@ class _Builders:
     budget: int
 
 
-def _builders() -> _Builders:
+def _builders(*, unmanaged_guard: bool = False) -> _Builders:
     # Budgets come from settings so tests can force many small requests.
     budget = min(
         int(getattr(settings, "SYNC_D1_STATEMENT_MAX_BYTES", STATEMENT_BYTE_BUDGET)), STATEMENT_BYTE_BUDGET
     )
+    guard = 'excluded."sync_run" >= "agents"."sync_run"'
+    if unmanaged_guard:
+        # A row no sync of ours wrote (sync_run 0) is only taken over when its content is ours already.
+        same = " AND ".join(
+            f'"agents".{quote_ident(c)} IS excluded.{quote_ident(c)}' for c in D1_AGENT_COLUMNS
+        )
+        guard += f' AND ("agents"."sync_run" > 0 OR ({same}))'
     return _Builders(
         agents=UpsertBuilder(
-            table="agents",
-            columns=AGENT_PUSH_COLUMNS,
-            key="id",
-            guard='excluded."sync_run" >= "agents"."sync_run"',
-            budget=budget,
+            table="agents", columns=AGENT_PUSH_COLUMNS, key="id", guard=guard, budget=budget
         ),
         industries=UpsertBuilder(
             table="industry_config", columns=INDUSTRY_D1_COLUMNS, key="industry", budget=budget
@@ -172,25 +179,45 @@ def sync_lock() -> Iterator[bool]:
 # --- D1 schema migrations -------------------------------------------------------------
 
 
-def d1_migrate(*, client: D1Client) -> list[str]:
-    """Apply pending numbered migrations, each with its `d1_migrations` row in one request.
+def d1_migrate(*, client: D1Client, target: str = "") -> list[str]:
+    """Bring the target's schema up to date without ever failing on what it already has.
 
-    Idempotent: applied names are skipped, and a concurrent double-apply
-    fails on the UNIQUE name, rolling back that whole request.
+    Each unrecorded migration is applied whole, applied in part (only the
+    statements whose objects are missing) or recorded as present; every
+    one goes with its `d1_migrations` row in one request (one D1
+    transaction). An unreconcilable schema stops the run before anything is
+    written. Returns the names of the migrations it applied or recorded.
     """
-    bootstrap = d1_migration_files()[0]
-    client.execute([Statement(s) for s in split_sql(bootstrap.read_text())])
-    applied = {row["name"] for row in d1_applied_migrations(client=client)}
+    plans = d1_migrations_plan(client=client)
+    if any(p.action == "conflict" for p in plans):
+        raise D1SchemaConflict(migration_conflict_message(plans))
+    target = target or client.transport.name
     done: list[str] = []
-    for path in d1_migration_files():
-        if path.name in applied:
+    for plan in plans:
+        if plan.action == "applied":
             continue
-        statements = [Statement(s) for s in split_sql(path.read_text(encoding="utf-8"))]
-        statements.append(Statement("INSERT INTO d1_migrations (name) VALUES (?)", (path.name,)))
+        statements = [Statement(sql) for sql in plan.statements_to_run()]
+        statements.append(Statement("INSERT INTO d1_migrations (name) VALUES (?)", (plan.name,)))
         client.execute(statements)
-        logger.info("D1 migration %s applied", path.name)
-        done.append(path.name)
+        action = {
+            "apply": D1MigrationRecord.Action.APPLIED,
+            "partial": D1MigrationRecord.Action.PARTIAL,
+            "record": D1MigrationRecord.Action.RECORDED,
+        }[plan.action]
+        D1MigrationRecord.objects.create(
+            target=target[:300],
+            name=plan.name,
+            action=action,
+            statements_run=len(statements) - 1,
+            detail=", ".join(c.obj for c in plan.missing)[:4000] if plan.action == "partial" else "",
+        )
+        logger.info("D1 migration %s: %s", plan.name, action.label)
+        done.append(plan.name)
     return done
+
+
+class D1SchemaConflict(Exception):
+    """The target's schema contradicts a migration; nothing was written."""
 
 
 # --- pushing --------------------------------------------------------------------------
@@ -426,6 +453,22 @@ def _concurrency() -> int:
     return int(getattr(settings, "SYNC_D1_CONCURRENCY", 4))
 
 
+@dataclass(frozen=True)
+class SyncOptions:
+    """What an operator allowed this run to do to D1 rows the back-office did not write.
+
+    prune: delete D1 agents (and industries) PostgreSQL lacks, after a restore point.
+    keep_unknown: let the first sync run although D1 holds agents PostgreSQL does not know
+        (they stay in D1, untouched).
+    overwrite_unmanaged: replace D1 agents no sync of ours wrote (`sync_run = 0`) even when
+        their content differs (the live site's slugs are public URLs).
+    """
+
+    prune: bool = False
+    keep_unknown: bool = False
+    overwrite_unmanaged: bool = False
+
+
 def sync_run_execute(
     *,
     full: bool = False,
@@ -433,12 +476,16 @@ def sync_run_execute(
     reason: str = "",
     client: D1Client | None = None,
     record_position: bool = True,
+    options: SyncOptions | None = None,
 ) -> SyncRun:
     """Run one sync to D1 and return its SyncRun (status skipped if another sync holds the lock).
 
     `record_position=False` pushes without consuming the change log (the
-    benchmark uses it against a scratch engine).
+    benchmark uses it against a scratch engine). A D1 agent is deleted only
+    when PostgreSQL deleted it (the change log) or with `options.prune`.
     """
+    options = options or SyncOptions()
+    full = full or options.prune
     with sync_lock() as acquired:
         now = timezone.now()
         if not acquired:
@@ -456,13 +503,15 @@ def sync_run_execute(
         )
         own_client = client is None
         client = client or d1_client_from_settings()
+        target = d1_target_describe() if own_client else client.transport.name
         if isinstance(client.transport, SqliteTransport) and not dry_run:
             # The local stand-in is ours to shape; a real D1 is migrated on purpose (d1_migrate).
-            d1_migrate(client=client)
+            d1_migrate(client=client, target=target)
         run = SyncRun.objects.create(
             kind=SyncRun.Kind.FULL if full else SyncRun.Kind.INCREMENTAL,
             reason=reason,
-            target=d1_target_describe() if own_client else client.transport.name,
+            target=target,
+            pruned=options.prune,
             started_at=timezone.now(),
         )
         started = time.monotonic()
@@ -470,7 +519,12 @@ def sync_run_execute(
         try:
             if connection.vendor == "postgresql":
                 _sync_postgresql(
-                    run=run, pusher=pusher, full=full, dry_run=dry_run, record_position=record_position
+                    run=run,
+                    pusher=pusher,
+                    full=full,
+                    dry_run=dry_run,
+                    record_position=record_position,
+                    options=options,
                 )
             else:
                 _sync_compare_fallback(run=run, pusher=pusher, full=full)
@@ -499,8 +553,39 @@ def sync_run_execute(
         return run
 
 
+def d1_unknown_agent_ids(*, client: D1Client) -> list[str]:
+    """D1 agent ids PostgreSQL does not have (in the caller's snapshot), paged by id."""
+    after = ""
+    unknown: list[str] = []
+    while True:
+        page = d1_agent_ids_page(client=client, after=after)
+        if not page:
+            return unknown
+        existing = agent_ids_existing(page)
+        unknown.extend(i for i in page if i not in existing)
+        after = page[-1]
+
+
+def _d1_unmanaged_count(client: D1Client) -> int:
+    return int(client.rows("SELECT count(*) FROM agents WHERE sync_run = 0")[0][0])
+
+
+def _restore_point(run: SyncRun, client: D1Client, why: str) -> None:
+    """Take a restore point before deleting; without one, nothing is deleted (D1Error propagates)."""
+    point = d1_restore_point_take(client=client)
+    run.bookmark = point.bookmark[:200]
+    run.restore_hint = point.restore_hint
+    run.save(update_fields=["bookmark", "restore_hint"])
+    logger.warning("D1 sync #%s: restore point %s before %s; to go back: %s", run.pk, point.bookmark, why,
+                   point.restore_hint)  # fmt: skip
+
+
+def _bookmark_deletes_threshold() -> int:
+    return int(getattr(settings, "SYNC_D1_BOOKMARK_DELETES", 1000))
+
+
 def _sync_postgresql(
-    *, run: SyncRun, pusher: Pusher, full: bool, dry_run: bool, record_position: bool
+    *, run: SyncRun, pusher: Pusher, full: bool, dry_run: bool, record_position: bool, options: SyncOptions
 ) -> None:
     with transaction.atomic():
         with connection.cursor() as cur:
@@ -512,17 +597,48 @@ def _sync_postgresql(
         state, _ = SyncState.objects.get_or_create(pk=1)
         run.snapshot = snapshot
         run.position_before = state.position_xmin
-        if state.position_xmin is None and not full:
+        first = state.position_xmin is None
+        if first and not full:
             # Nothing ever reached D1 from here: the change log cannot describe
             # the first load, a full sync does.
             full = True
             run.kind = SyncRun.Kind.FULL
+        client = pusher.client
+        unknown: list[str] = []
+        if full and record_position:
+            unknown = d1_unknown_agent_ids(client=client)
+            run.unknown_in_d1 = len(unknown)
+            if first and unknown and not (options.prune or options.keep_unknown):
+                transaction.set_rollback(True)
+                run.status = SyncRun.Status.REFUSED
+                run.error = (
+                    f"D1 holds {len(unknown):,} agents PostgreSQL does not know (e.g. {', '.join(unknown[:5])}); "
+                    "nothing was written. Adopt them first with `manage.py d1_pull`, or keep them as they "
+                    "are with `sync_d1 --keep-unknown`, or delete them with `sync_d1 --full --prune` "
+                    "(a restore point is taken first)."
+                )
+                return
+        guarded = (
+            record_position
+            and not options.overwrite_unmanaged
+            and not dry_run
+            and (full or SyncChange.objects.filter(table_name="agents").exists())
+            and _d1_unmanaged_count(client) > 0
+        )
+        if guarded:
+            # Rows of the system we took over: only overwritten when the content is the same.
+            pusher.builders = _builders(unmanaged_guard=True)
         prep = _RowPreparer(pusher, run.pk)
         if full:
-            _push_full(run=run, pusher=pusher, prep=prep, dry_run=dry_run)
+            _push_full(
+                run=run, pusher=pusher, prep=prep, dry_run=dry_run, prune=options.prune, unknown=unknown
+            )
+            pushed_ids = None
         else:
-            _push_incremental(run=run, pusher=pusher, prep=prep, position=state.position_xmin)
+            pushed_ids = _push_incremental(run=run, pusher=pusher, prep=prep, position=state.position_xmin)
         pusher.wait()
+        if guarded:
+            run.unmanaged_kept = _unmanaged_kept(client, pushed_ids)
         failures = pusher.result.failures
         if dry_run or not record_position:
             if not record_position:
@@ -537,22 +653,44 @@ def _sync_postgresql(
                 " AND pg_visible_in_snapshot(xid::text::xid8, %s::pg_snapshot)",
                 [snapshot, snapshot],
             )
-            if failures:
-                # Skipped rows stay pending so the next sync retries them.
+            # Skipped rows and unmanaged rows left alone stay pending so a later sync retries them.
+            pending = [(f["table"], f["id"]) for f in failures if f["id"] is not None]
+            pending += [("agents", i) for i in run.unmanaged_kept]
+            if pending:
                 cur.executemany(
                     "INSERT INTO sync_change (table_name, row_id, op, xid, created_at)"
                     " VALUES (%s, %s, 'U', pg_current_xact_id()::text::bigint, now())",
-                    [(f["table"], f["id"]) for f in failures if f["id"] is not None],
+                    pending,
                 )
         state.position_xmin = xmin
         state.position_snapshot = snapshot
         state.last_success_run = run
         state.save()
         run.position_after = xmin
-        run.status = SyncRun.Status.PARTIAL if failures else SyncRun.Status.SUCCESS
+        if run.unmanaged_kept:
+            run.error = (
+                f"{len(run.unmanaged_kept):,} D1 agents that no back-office sync wrote differ from PostgreSQL "
+                "and were left as they are (their slugs may be public URLs). Adopt them with "
+                "`manage.py d1_pull` (add `--prefer d1` to take D1's content) or overwrite them with "
+                "`sync_d1 --overwrite-unmanaged`."
+            )
+        run.status = SyncRun.Status.PARTIAL if failures or run.unmanaged_kept else SyncRun.Status.SUCCESS
 
 
-def _push_incremental(*, run: SyncRun, pusher: Pusher, prep: _RowPreparer, position: int | None) -> None:
+def _unmanaged_kept(client: D1Client, pushed_ids: Sequence[str] | None) -> list[str]:
+    """Agents we pushed that D1 still marks as never written by us: the guard left them alone."""
+    rows = client.rows("SELECT id FROM agents WHERE sync_run = 0 ORDER BY id")
+    ids = [r[0] for r in rows]
+    if pushed_ids is not None:
+        wanted = set(pushed_ids)
+        ids = [i for i in ids if i in wanted]
+    existing = set()
+    for start in range(0, len(ids), ID_CHUNK):
+        existing |= agent_ids_existing(ids[start : start + ID_CHUNK])
+    return [i for i in ids if i in existing][:UNMANAGED_REPORT_MAX]
+
+
+def _push_incremental(*, run: SyncRun, pusher: Pusher, prep: _RowPreparer, position: int | None) -> list[str]:
     changes = pending_changes(position=position)
     industry_ids = changes.get("industry_config", [])
     agent_ids = changes.get("agents", [])
@@ -576,33 +714,31 @@ def _push_incremental(*, run: SyncRun, pusher: Pusher, prep: _RowPreparer, posit
     _send_agents(pusher, prep, present_rows())
     pusher.wait()
     if deleted:
+        if len(deleted) > _bookmark_deletes_threshold() and not pusher.dry_run:
+            _restore_point(run, pusher.client, f"deleting {len(deleted):,} agents")
         _send_agent_deletes(pusher, sorted(deleted), run.pk)
     if gone_industries:
         pusher.wait()
         _send_industry_deletes(pusher, gone_industries)
+    return agent_ids
 
 
-def _push_full(*, run: SyncRun, pusher: Pusher, prep: _RowPreparer, dry_run: bool) -> None:
+def _push_full(
+    *, run: SyncRun, pusher: Pusher, prep: _RowPreparer, dry_run: bool, prune: bool, unknown: Sequence[str]
+) -> None:
     _send_industries(pusher, prep, industries_rows())
     pusher.wait()
     _send_agents(pusher, prep, agents_rows_all())
     pusher.wait()
-    if dry_run:
+    if dry_run or not prune:
+        # What D1 holds and PostgreSQL never had stays: only --prune deletes it.
         return
-    # What D1 holds and PostgreSQL (in this snapshot) does not: delete it.
-    after = ""
-    extras: list[str] = []
-    while True:
-        page = d1_agent_ids_page(client=pusher.client, after=after)
-        if not page:
-            break
-        existing = agent_ids_existing(page)
-        extras.extend(i for i in page if i not in existing)
-        after = page[-1]
-    if extras:
-        _send_agent_deletes(pusher, extras, run.pk)
     pg_industries = {r[0] for r in industries_rows()}
     gone = sorted(set(d1_industries(client=pusher.client)) - pg_industries)
+    if unknown or gone:
+        _restore_point(run, pusher.client, f"pruning {len(unknown):,} agents and {len(gone)} industries")
+    if unknown:
+        _send_agent_deletes(pusher, unknown, run.pk)
     if gone:
         pusher.wait()
         _send_industry_deletes(pusher, gone)
@@ -617,10 +753,10 @@ def _sync_compare_fallback(*, run: SyncRun, pusher: Pusher, full: bool) -> None:
     run.kind = SyncRun.Kind.FULL if full else SyncRun.Kind.COMPARE
     prep = _RowPreparer(pusher, run.pk)
     if full:
-        _push_full(run=run, pusher=pusher, prep=prep, dry_run=pusher.dry_run)
+        _push_full(run=run, pusher=pusher, prep=prep, dry_run=pusher.dry_run, prune=False, unknown=())
     else:
         report = _compare(client=pusher.client)
-        _repair(report=report, pusher=pusher, prep=prep, run=run)
+        _repair(report=report, pusher=pusher, prep=prep, run=run, prune=False)
     pusher.wait()
     run.status = SyncRun.Status.PARTIAL if pusher.result.failures else SyncRun.Status.SUCCESS
     if pusher.dry_run:
@@ -689,15 +825,29 @@ def _compare(*, client: D1Client) -> _CompareReport:
     return _CompareReport(ranges, drifted, count_drift, industry_drift)
 
 
-def _repair(*, report: _CompareReport, pusher: Pusher, prep: _RowPreparer, run: SyncRun) -> int:
-    """Re-push what differs inside drifted ranges; delete what PostgreSQL no longer has."""
+def _repair(*, report: _CompareReport, pusher: Pusher, prep: _RowPreparer, run: SyncRun, prune: bool) -> int:
+    """Re-push what differs inside drifted ranges; with `prune`, delete what PostgreSQL lacks.
+
+    Rows no sync of ours wrote are only overwritten when their content is the same.
+    """
+    if _d1_unmanaged_count(pusher.client):
+        pusher.builders = _builders(unmanaged_guard=True)
     repaired = 0
+    restore_point_taken = False
+
+    def before_delete() -> None:
+        nonlocal restore_point_taken
+        if not restore_point_taken:
+            _restore_point(run, pusher.client, "d1_verify --repair --prune")
+            restore_point_taken = True
+
     if report.industry_drift:
         rows = industries_rows()
         _send_industries(pusher, prep, rows)
         pusher.wait()
         gone = [d["industry"] for d in report.industry_drift if not d["postgres"]]
-        if gone:
+        if gone and prune:
+            before_delete()
             _send_industry_deletes(pusher, gone)
         repaired += len(report.industry_drift)
     for rng in report.drifted:
@@ -709,18 +859,22 @@ def _repair(*, report: _CompareReport, pusher: Pusher, prep: _RowPreparer, run: 
             if d1_versions.get(values[0], -1) != version:
                 stale.append(values)
         pg_ids = {r[0] for r in pg_rows}
-        extras = [i for i in d1_versions if i not in pg_ids]
+        extras = [i for i in d1_versions if i not in pg_ids] if prune else []
         _send_agents(pusher, prep, stale)
         pusher.wait()
         if extras:
+            before_delete()
             _send_agent_deletes(pusher, extras, run.pk)
         repaired += len(stale) + len(extras)
     pusher.wait()
     return repaired
 
 
-def d1_verify(*, repair: bool = False, client: D1Client | None = None) -> VerifyRun:
-    """Compare PostgreSQL with D1; with `repair`, re-push the drifted ranges and compare again."""
+def d1_verify(*, repair: bool = False, prune: bool = False, client: D1Client | None = None) -> VerifyRun:
+    """Compare PostgreSQL with D1; with `repair`, re-push the drifted ranges and compare again.
+
+    `prune` lets the repair delete D1 agents PostgreSQL lacks (after a restore point).
+    """
     own_client = client is None
     client = client or d1_client_from_settings()
     verify = VerifyRun.objects.create(started_at=timezone.now())
@@ -732,7 +886,7 @@ def d1_verify(*, repair: bool = False, client: D1Client | None = None) -> Verify
         verify.industry_drift = report.industry_drift
         verify.clean = report.clean
         if repair and not report.clean:
-            verify.rows_repaired = _verify_repair(report=report, client=client)
+            verify.rows_repaired = _verify_repair(report=report, client=client, prune=prune)
             verify.repaired = True
             verify.clean = _compare(client=client).clean
     except Exception as exc:
@@ -747,17 +901,22 @@ def d1_verify(*, repair: bool = False, client: D1Client | None = None) -> Verify
     return verify
 
 
-def _verify_repair(*, report: _CompareReport, client: D1Client) -> int:
+def _verify_repair(*, report: _CompareReport, client: D1Client, prune: bool) -> int:
     with sync_lock() as acquired:
         if not acquired:
             raise RuntimeError("a sync is running; repair again once it has finished")
         run = SyncRun.objects.create(
-            kind=SyncRun.Kind.REPAIR, reason="d1_verify --repair", started_at=timezone.now()
+            kind=SyncRun.Kind.REPAIR,
+            reason="d1_verify --repair" + (" --prune" if prune else ""),
+            pruned=prune,
+            started_at=timezone.now(),
         )
         pusher = Pusher(client=client, concurrency=_concurrency())
         started = time.monotonic()
         try:
-            repaired = _repair(report=report, pusher=pusher, prep=_RowPreparer(pusher, run.pk), run=run)
+            repaired = _repair(
+                report=report, pusher=pusher, prep=_RowPreparer(pusher, run.pk), run=run, prune=prune
+            )
             run.status = SyncRun.Status.PARTIAL if pusher.result.failures else SyncRun.Status.SUCCESS
         except Exception as exc:
             run.status = SyncRun.Status.FAILED

@@ -10,6 +10,58 @@
 // runs as a single transaction, like the REST API does.
 
 const ROUTE = /^\/client\/v4\/accounts\/[^/]+\/d1\/database\/[^/]+\/(query|raw)$/;
+const TIME_TRAVEL = /^\/client\/v4\/accounts\/[^/]+\/d1\/database\/[^/]+\/time_travel\/(bookmark|restore)$/;
+
+// D1 Time Travel cannot run outside Cloudflare; this stand-in keeps the REST
+// shape (GET .../time_travel/bookmark -> {bookmark}; POST .../restore?bookmark=)
+// by copying every table's rows into memory, so tests can take a restore
+// point and go back to it. Restoring re-inserts rows with triggers dropped
+// and re-created around it, like a point-in-time restore would.
+const bookmarks = new Map();
+
+async function userObjects(env) {
+  const { results } = await env.DB.prepare(
+    "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' AND sql IS NOT NULL",
+  ).all();
+  return results;
+}
+
+async function timeTravel(kind, url, request, env) {
+  if (kind === "bookmark") {
+    if (request.method !== "GET") return failure(405, 7405, "method not allowed");
+    const objects = await userObjects(env);
+    const tables = {};
+    for (const o of objects.filter((o) => o.type === "table")) {
+      const { results } = await env.DB.prepare(`SELECT * FROM "${o.name.replaceAll('"', '""')}"`).all();
+      tables[o.name] = results;
+    }
+    const bookmark = `${String(bookmarks.size + 1).padStart(8, "0")}-00000000-00004f6d-local`;
+    bookmarks.set(bookmark, { objects, tables });
+    return envelope({ bookmark });
+  }
+  if (request.method !== "POST") return failure(405, 7405, "method not allowed");
+  const bookmark = url.searchParams.get("bookmark");
+  const saved = bookmarks.get(bookmark);
+  if (!saved) return failure(400, 7500, `unknown bookmark ${bookmark}`);
+  const current = await userObjects(env);
+  const statements = [];
+  for (const o of current.filter((o) => o.type === "trigger")) statements.push(`DROP TRIGGER "${o.name}"`);
+  for (const o of current.filter((o) => o.type === "table")) statements.push(`DROP TABLE "${o.name}"`);
+  const order = ["table", "index", "view"];
+  for (const type of order) for (const o of saved.objects.filter((o) => o.type === type)) statements.push(o.sql);
+  const prepared = statements.map((sql) => env.DB.prepare(sql));
+  for (const [table, rows] of Object.entries(saved.tables)) {
+    for (const row of rows) {
+      const cols = Object.keys(row);
+      const sql = `INSERT INTO "${table}" (${cols.map((c) => `"${c}"`).join(",")}) VALUES (${cols.map(() => "?").join(",")})`;
+      prepared.push(env.DB.prepare(sql).bind(...cols.map((c) => row[c])));
+    }
+  }
+  for (const o of saved.objects.filter((o) => o.type === "trigger")) prepared.push(env.DB.prepare(o.sql));
+  await env.DB.batch(prepared);
+  const previous = `${String(bookmarks.size + 1).padStart(8, "0")}-00000000-00004f6d-local`;
+  return envelope({ bookmark, previous_bookmark: previous, message: "Restored (local stand-in)" });
+}
 
 function envelope(result, status = 200, errors = []) {
   return new Response(
@@ -86,6 +138,8 @@ export default {
   async fetch(request, env) {
     const url = new URL(request.url);
     if (url.pathname === "/__health") return new Response("ok");
+    const travel = TIME_TRAVEL.exec(url.pathname);
+    if (travel) return timeTravel(travel[1], url, request, env);
     const match = ROUTE.exec(url.pathname);
     if (!match) return failure(404, 7404, `no route for ${url.pathname}`);
     if (request.method !== "POST") return failure(405, 7405, "method not allowed");

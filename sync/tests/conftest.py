@@ -56,9 +56,10 @@ def d1_empty(d1_engine, settings):
 
 
 @pytest.fixture
-def d1(d1_empty):
+def d1(d1_empty, django_db_blocker):
     """An engine with every D1 migration applied (as production D1 would be)."""
-    d1_migrate(client=d1_empty)
+    with django_db_blocker.unblock():  # d1_migrate notes what it did in PostgreSQL
+        d1_migrate(client=d1_empty)
     return d1_empty
 
 

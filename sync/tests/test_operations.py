@@ -13,7 +13,7 @@ from agents.models import Agent
 from estateflow.celery import app as celery_app
 from sync.d1_client import D1Client, SqliteTransport
 from sync.models import SyncChange, SyncRun, VerifyRun
-from sync.selectors import d1_last_successful_sync_started_at, sync_pending_changes_count
+from sync.selectors import d1_last_successful_sync_started_at, d1_migration_files, sync_pending_changes_count
 from sync.services import d1_sync_request, d1_verify, sync_run_execute
 
 from .factories import agents_bulk, industries_ensure
@@ -121,7 +121,7 @@ def test_local_sqlite_transport_when_no_account(settings, tmp_path):
     assert run.target.startswith("local SQLite")
     with sqlite3.connect(settings.D1_LOCAL_PATH) as con:
         assert con.execute("SELECT count(*) FROM agents").fetchone()[0] == 30
-        assert con.execute("SELECT count(*) FROM d1_migrations").fetchone()[0] == 5
+        assert con.execute("SELECT count(*) FROM d1_migrations").fetchone()[0] == len(d1_migration_files())
     Agent.objects.filter(id="a0000003").delete()
     assert sync_run_execute(reason="local").rows_deleted == 1
     assert d1_verify().clean

@@ -18,6 +18,7 @@ from sync.selectors import (
 )
 from sync.services import (
     SYNC_LOCK_KEY,
+    SyncOptions,
     _agent_prepared,
     _agent_units,
     _builders,
@@ -316,7 +317,7 @@ def test_two_syncs_never_run_at_once(seeded):
     assert d1_last_successful_sync_started_at() == ok.started_at
 
 
-def test_full_sync_rebuilds_d1_and_removes_rows_postgres_lacks(seeded):
+def test_full_sync_rebuilds_d1_and_removes_rows_postgres_lacks_only_with_prune(seeded):
     agents_bulk(120)
     sync_run_execute(reason="first")
     seeded.query("DELETE FROM agents WHERE id < 'a0000010'")
@@ -327,9 +328,24 @@ def test_full_sync_rebuilds_d1_and_removes_rows_postgres_lacks(seeded):
     assert verify.count_drift
     run = sync_run_execute(full=True, reason="full")
     assert run.status == SyncRun.Status.SUCCESS, run.error
-    assert run.rows_deleted == 1
+    assert (run.rows_deleted, run.unknown_in_d1, run.bookmark) == (0, 1, "")
+    assert "ghost-1" in d1_agents(seeded), "a full sync never deletes what PostgreSQL never had"
+    assert not d1_verify().clean
+
+    pruned = sync_run_execute(full=True, reason="prune", options=SyncOptions(prune=True))
+    assert pruned.status == SyncRun.Status.SUCCESS, pruned.error
+    assert pruned.rows_deleted == 1 and pruned.pruned
+    assert pruned.bookmark and pruned.bookmark in pruned.restore_hint
+    assert "time_travel/restore?bookmark=" in pruned.restore_hint
     assert_d1_equals_postgres(seeded)
     assert d1_verify().clean
+
+    # The restore point holds what the prune deleted (the engine's stand-in for Time Travel).
+    import httpx
+
+    url = pruned.restore_hint.split()[1]
+    assert httpx.post(url).status_code == 200
+    assert "ghost-1" in d1_agents(seeded)
 
 
 def test_verify_repair_repushes_only_drifted_ranges(seeded, settings):

@@ -10,10 +10,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--repair", action="store_true", help="Re-push the drifted ranges.")
+        parser.add_argument(
+            "--prune",
+            action="store_true",
+            help="With --repair: also delete D1 agents PostgreSQL lacks (a restore point is taken first).",
+        )
         parser.add_argument("--json", action="store_true", dest="as_json")
 
-    def handle(self, *args, repair, as_json: bool, **options):
-        result = d1_verify(repair=repair)
+    def handle(self, *args, repair, prune, as_json: bool, **options):
+        if prune and not repair:
+            raise CommandError("--prune goes with --repair")
+        result = d1_verify(repair=repair, prune=prune)
         data = {
             "id": result.pk,
             "clean": result.clean,
