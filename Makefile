@@ -1,14 +1,16 @@
 # Two entry points for a fresh machine: `make run` (demo admin) and `make test` (whole suite).
+# Both find PostgreSQL and Redis through estateflow/services_local.py: DATABASE_URL / CELERY_BROKER_URL /
+# REDIS_URL when set, else servers on 127.0.0.1:5432 / 6379, else embedded ones started from var/
+# (ESTATEFLOW_SERVICES=auto|embedded|system; README "What each command uses").
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+SERVICES := $(PY) -m estateflow.services_local
 
-TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/estateflow
+.PHONY: install run worker test test-steps lint services-status services-stop clean
 
-.PHONY: install run test lint services clean
-
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt sync/d1_engine/package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements-dev.txt
@@ -17,25 +19,42 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-## Serve the admin with a demo staff user and 10,000 generated agents.
+## Serve the admin with a demo staff user and 10,000 agents imported by a real Celery worker.
 run: install
-	bash scripts/run_demo.sh
+	$(SERVICES) run --database estateflow_demo -- bash scripts/run_demo.sh
+
+## A Celery worker (with beat) on the same services as `make run`, e.g. in a second terminal.
+worker: install
+	$(SERVICES) run --database estateflow_demo -- $(VENV)/bin/celery -A estateflow worker -B \
+		-s var/celerybeat-schedule -Q default,imports,sync -c 2 --loglevel INFO
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-## ruff, migrations check, deploy check, then pytest on PostgreSQL + Redis.
+## ruff, then (inside the resolved services) migrations check, deploy check and pytest.
+## Redis databases 15 (broker) and 14 (cache) as the test settings expect.
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	DATABASE_URL=$(TEST_DATABASE_URL) DJANGO_SETTINGS_MODULE=estateflow.settings.test \
-		$(PY) manage.py makemigrations --check --dry-run
+	$(SERVICES) run --database estateflow --broker-db 15 --cache-db 14 -- $(MAKE) --no-print-directory test-steps
+
+# What `make test` runs once DATABASE_URL, CELERY_BROKER_URL and REDIS_URL are set.
+test-steps:
+	DJANGO_SETTINGS_MODULE=estateflow.settings.test $(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=estateflow.settings.production \
 		DJANGO_SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')" \
-		DATABASE_URL=$(TEST_DATABASE_URL) \
 		$(PY) manage.py check --deploy --fail-level WARNING
-	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest
+	DJANGO_SETTINGS_MODULE=estateflow.settings.test ESTATEFLOW_CHROMIUM="$$(bash scripts/browser.sh)" \
+		$(VENV)/bin/pytest
+
+services-status:
+	$(SERVICES) status
+
+## Stop embedded servers that a killed command left running in var/.
+services-stop:
+	$(SERVICES) stop
 
 clean:
+	-test -x $(PY) && $(SERVICES) stop
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

@@ -1,18 +1,11 @@
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
-from .throttle import (
-    client_ip,
-    lock_minutes,
-    login_failure_record,
-    login_is_locked,
-    login_throttle_key,
-    login_throttle_reset,
-)
+from .throttle import client_ip, lock_minutes, login_attempt_begin, login_attempt_succeeded
 
 
 class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
-    """The admin login form, refusing a username + IP for a while after repeated failures."""
+    """The admin login form: an attempt takes its throttle slot before the password is checked."""
 
     error_messages = {
         **AdminAuthenticationForm.error_messages,
@@ -20,16 +13,15 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
     }
 
     def clean(self):
-        key = login_throttle_key(username=self.cleaned_data.get("username") or "", ip=client_ip(self.request))
-        if login_is_locked(key):
-            # Checked before authenticating: a locked key learns nothing, right password or not.
+        username = self.cleaned_data.get("username")
+        if not username or not self.cleaned_data.get("password"):
+            return super().clean()  # a missing field: nothing is authenticated, nothing to count
+        attempt = login_attempt_begin(username=username, ip=client_ip(self.request))
+        if attempt is None:
+            # Refused unevaluated: a locked user or address learns nothing, right password or not.
             raise ValidationError(
                 self.error_messages["locked"], code="locked", params={"minutes": lock_minutes()}
             )
-        try:
-            cleaned = super().clean()
-        except ValidationError:
-            login_failure_record(key)
-            raise
-        login_throttle_reset(key)
+        cleaned = super().clean()  # a failure keeps the slot it took: it was counted up front
+        login_attempt_succeeded(attempt)
         return cleaned

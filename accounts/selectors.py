@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import connection
-
 from .models import AuditEvent
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -63,10 +61,7 @@ def agent_history(*, agent, limit: int = 50) -> list[HistoryItem]:
             )
         )
     # D1: is a change still waiting, or which successful sync carried the latest one?
-    if (
-        connection.vendor == "postgresql"
-        and SyncChange.objects.filter(table_name="agents", row_id=str(agent.pk)).exists()
-    ):
+    if SyncChange.objects.filter(table_name="agents", row_id=str(agent.pk)).exists():
         items.append(HistoryItem(when=None, kind="sync", actor="—",
                                  summary="change pending: not yet pushed to D1", changes={}))  # fmt: skip
     else:

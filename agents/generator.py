@@ -102,10 +102,10 @@ INVALID_KINDS: tuple[InvalidKind, ...] = (
     InvalidKind("bad_state", "state", 'state is "ZZ", not a US state code'),
     InvalidKind("unknown_industry", "industry", 'industry is "astrology", not a configured industry'),
     InvalidKind("wrong_profession", "profession", "profession belongs to another industry"),
+    # Not a licence that breaks its industry's pattern: that is a warning, never a reject
+    # (DESIGN.md: the live D1 breaks every pattern), so it cannot make a row invalid.
     InvalidKind(
-        "bad_license",
-        "license_number",
-        "mortgage/insurance/financial licence with letters (NMLS-123, NPN123, CRD#123)",
+        "bad_price_ranges", "price_ranges", 'price_ranges is a JSON list (["250000-500000"]), not an object'
     ),
     InvalidKind("bad_email", "email", 'email is "not-an-email"'),
     InvalidKind(
@@ -293,7 +293,6 @@ _BIO_TEMPLATES = (
     "{first}'s approach: listen first, then act. Focus areas: {specs}.",
 )
 _LICENSE_STRIDE = 55_623_457  # coprime with MAX_COUNT (= 2^7 * 3^2 * 5^7), so the serial is a permutation
-_BAD_LICENSE_FORMATS = {"mortgage": "NMLS-{n}", "insurance": "NPN{n}", "financial": "CRD#{n}"}
 _MASK64 = (1 << 64) - 1
 
 
@@ -573,19 +572,8 @@ def _corrupt(values: dict[str, Any], kind: str, rng: Random, *, index: int, lice
     elif kind == "wrong_profession":
         foreign = _INDUSTRY_DATA[values["industry"]].foreign_professions
         values["profession"] = foreign[int(rng.random() * len(foreign))]
-    elif kind == "bad_license":
-        slug = ("mortgage", "insurance", "financial")[int(rng.random() * 3)]
-        fields = _industry_fields(
-            rng,
-            _INDUSTRY_DATA[slug],
-            state=values["state"],
-            city=values["city"],
-            first=values["name"].split(" ")[0],
-            last=_pick(rng, _LAST_NAMES),
-            serial=_license_serial(index, license_offset),
-        )
-        fields["license_number"] = _BAD_LICENSE_FORMATS[slug].format(n=fields["license_number"])
-        values.update(fields)
+    elif kind == "bad_price_ranges":
+        values["price_ranges"] = ["250000-500000"]
     elif kind == "bad_email":
         values["email"] = "not-an-email"
     elif kind == "bad_json":

@@ -1,9 +1,14 @@
 """The rules an agent record must satisfy: one place, used by the admin and by imports.
 
 `AgentValidator.validate()` takes already-typed values (what a form or an
-import widget produced) and returns {column: message}. It never touches the
-database: industry rules are loaded once by the caller and passed in, so an
-import validates hundreds of thousands of rows without a query per row.
+import widget produced) and returns {column: message}: errors, which reject
+a row or block a save. `AgentValidator.warnings()` returns the data-quality
+doubts that never do (a licence that does not match its industry's official
+pattern, a phone that is not a NANP number): the live D1 we take over breaks
+both on nearly every row, and refusing it would refuse the live data.
+Neither touches the database: industry rules are loaded once by the caller
+and passed in, so an import checks hundreds of thousands of rows without a
+query per row.
 """
 
 import re
@@ -56,6 +61,10 @@ CHOICE_SETS: dict[str, frozenset[str]] = {
 }
 ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+PHONE_COLUMNS = ("phone", "cell_phone", "office_phone")
+# A 10-digit NANP number: optional leading 1 or +1, punctuation and spaces allowed;
+# area code and exchange start with 2-9.
+NANP_PHONE_RE = re.compile(r"^(?:\+?1[\s.-]*)?\(?[2-9][0-9]{2}\)?[\s.-]*[2-9][0-9]{2}[\s.-]*[0-9]{4}$")
 _email_validator = EmailValidator()
 _url_validator = URLValidator(schemes=["http", "https"])
 
@@ -120,17 +129,6 @@ class AgentValidator:
                 errors["profession"] = (
                     f"Profession {profession!r} does not belong to {rule.industry}; allowed: {allowed}."
                 )
-            license_number = values.get("license_number")
-            if (
-                license_number
-                and rule.license_re is not None
-                and "license_number" not in errors
-                and not rule.license_re.fullmatch(license_number)
-            ):
-                errors["license_number"] = (
-                    f"{license_number!r} is not a valid {rule.license_label} "
-                    f"(pattern {rule.license_re.pattern})."
-                )
 
         email = values.get("email")
         if email and "email" not in errors:
@@ -175,16 +173,49 @@ class AgentValidator:
             errors["tier_expires_at"] = "Tier cannot expire before it started."
         return errors
 
+    def warnings(self, values: Mapping[str, Any]) -> dict[str, str]:
+        """Doubts about the columns present in `values`, {column: message}; never a reason to reject."""
+        doubts: dict[str, str] = {}
+        license_number = values.get("license_number")
+        rule = self.industry_rules.get(values.get("industry")) if "industry" in values else None
+        if (
+            license_number
+            and isinstance(license_number, str)
+            and rule is not None
+            and rule.license_re is not None
+            and not rule.license_re.fullmatch(license_number)
+        ):
+            doubts["license_number"] = (
+                f"{license_number!r} is not a recognised {rule.license_label} "
+                f"(pattern {rule.license_re.pattern})."
+            )
+        for column in PHONE_COLUMNS:
+            phone = values.get(column)
+            if phone and isinstance(phone, str) and not NANP_PHONE_RE.match(phone.strip()):
+                doubts[column] = (
+                    f"{phone!r} is not a 10-digit US phone number (area code and exchange start with 2-9)."
+                )
+        return doubts
+
+
+def _instance_values(agent) -> dict[str, Any]:
+    from .models import Agent
+
+    return {
+        field.name: getattr(agent, field.attname)
+        for field in Agent._meta.concrete_fields
+        if field.name not in ("photo", "created_at", "updated_at")
+    }
+
+
+def agent_instance_warnings(agent) -> dict[str, str]:
+    """The data-quality warnings of an Agent instance (shown by the admin after a save)."""
+    return AgentValidator(industry_rules_get()).warnings(_instance_values(agent))
+
 
 def agent_instance_validate(agent) -> None:
     """Model.clean() hook: validate an Agent instance, raise ValidationError per field."""
-    from .models import Agent
-
-    values = {}
-    for field in Agent._meta.concrete_fields:
-        if field.name in ("photo", "created_at", "updated_at"):
-            continue
-        values[field.name] = getattr(agent, field.attname)
+    values = _instance_values(agent)
     errors = AgentValidator(industry_rules_get()).validate(values)
     if errors:
         # The admin form shows errors next to fields; "industry" is a form field too.

@@ -6,6 +6,7 @@ reason; `render()` turns it back for export.
 """
 
 import json
+import math
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -16,6 +17,29 @@ from import_export import widgets
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
 _INT_RE = re.compile(r"^[+-]?\d+$")
+# PostgreSQL text and jsonb cannot hold NUL, and an unpaired surrogate is no Unicode at all
+# (no UTF-8 carries it): either fails a whole COPY, so they are caught cell by cell.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+JSON_MAX_DEPTH_DEFAULT = 32
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def unstorable_text(text: str) -> str | None:
+    """Why PostgreSQL cannot store `text` (a NUL, an unpaired surrogate), or None."""
+    if text.isascii():
+        return "contains a NUL character, which cannot be stored" if "\x00" in text else None
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "contains a NUL character, which cannot be stored"
+    return "contains an unpaired surrogate (not valid Unicode), which cannot be stored"
+
+
+def storable_text(text: str) -> str:
+    """`text` with what PostgreSQL cannot store replaced by U+FFFD (for messages and excerpts)."""
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def _blank(value: object) -> bool:
@@ -151,26 +175,92 @@ class DateTimeWidget(widgets.Widget):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _json_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e400, or 400 digits then .5: PostgreSQL keeps it, JSON output cannot
+        raise ValueError(f"number {text[:20]}{'…' if len(text) > 20 else ''} is too large")
+    return number
+
+
+def _json_too_deep(text: str, limit: int) -> bool:
+    """Whether JSON text nests deeper than `limit`, told without parsing it (no recursion)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def _json_value_problem(value: object, limit: int, depth: int = 0) -> str | None:
+    """What in a parsed JSON value PostgreSQL's jsonb or D1 cannot take, or None.
+
+    `depth` counts the lists and objects around `value`, as _json_too_deep counts brackets.
+    """
+    if isinstance(value, str):
+        return unstorable_text(value)
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{value} is not a JSON number"
+    if isinstance(value, list):
+        items = value
+    elif isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    else:
+        return None
+    if depth >= limit:
+        return f"nested deeper than {limit} levels"
+    for item in items:
+        problem = _json_value_problem(item, limit, depth + 1)
+        if problem:
+            return problem
+    return None
+
+
 class JSONWidget(widgets.Widget):
-    """A JSON list or object: JSON text in CSV/XLSX cells, a native value in JSON files."""
+    """A JSON list or object: JSON text in CSV/XLSX cells, a native value in JSON files.
+
+    Everything Python's json accepts but PostgreSQL's jsonb or a JSON encoder
+    refuses (NaN, Infinity, numbers that overflow, NUL, unpaired surrogates,
+    nesting past IMPORT_JSON_MAX_DEPTH) is a row error here, not a failed chunk
+    or a sync that can never render the row.
+    """
 
     def __init__(self, *, expected: type, **kwargs):
         super().__init__(**kwargs)
         self.expected = expected
 
+    @staticmethod
+    def max_depth() -> int:
+        from django.conf import settings
+
+        return int(getattr(settings, "IMPORT_JSON_MAX_DEPTH", JSON_MAX_DEPTH_DEFAULT))
+
     def clean(self, value, row=None, **kwargs):
         if _blank(value):
             return None
+        limit = self.max_depth()
         if isinstance(value, list | dict):
             parsed = value
         else:
+            text = value if isinstance(value, str) else str(value)
+            if _json_too_deep(text, limit):
+                raise ValueError(f"JSON nested deeper than {limit} levels")
             try:
-                parsed = json.loads(value)
+                parsed = json.loads(text, parse_constant=_json_constant, parse_float=_json_float)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"not valid JSON ({exc.__class__.__name__}: {exc})") from None
         if not isinstance(parsed, self.expected):
             wanted = "a list" if self.expected is list else "an object"
             raise ValueError(f"expected JSON {wanted}, got {type(parsed).__name__}")
+        problem = _json_value_problem(parsed, limit)
+        if problem:
+            raise ValueError(f"JSON value {problem}")
         return parsed
 
     def render(self, value, obj=None, **kwargs):

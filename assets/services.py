@@ -73,22 +73,19 @@ class _Counters:
 
 
 class _Lock:
-    """Session advisory lock on PostgreSQL so two runs never interleave; no-op elsewhere."""
+    """Session advisory lock so two runs never interleave."""
 
     def __init__(self) -> None:
         self.held = False
 
     def acquire(self) -> bool:
-        if connection.vendor != "postgresql":
-            self.held = True
-            return True
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
             self.held = bool(cursor.fetchone()[0])
         return self.held
 
     def release(self) -> None:
-        if self.held and connection.vendor == "postgresql":
+        if self.held:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
         self.held = False

@@ -11,6 +11,7 @@ from .forms import ImportStartForm
 from .models import ImportJob, ImportRowError
 from .rollback import ROLLBACKABLE, RollbackRefused, import_rollback_request, import_rollback_resume
 from .selectors import (
+    import_job_error_count,
     import_job_errors,
     import_job_progress,
     import_rejected_rows_csv,
@@ -25,9 +26,10 @@ ROLLBACK_IMPORT = "imports.rollback_import"
 
 @admin.register(ImportJob)
 class ImportJobAdmin(admin.ModelAdmin):
-    list_display = ("id", "original_name", "status_badge", "mode", "dry_run", "total_rows",
-                    "created_rows", "updated_rows", "unchanged_rows", "failed_rows", "created_by", "created_at")  # fmt: skip
-    list_filter = ("status", "mode", "dry_run", "format")
+    list_display = ("id", "original_name", "source", "status_badge", "mode", "dry_run", "total_rows",
+                    "created_rows", "updated_rows", "unchanged_rows", "failed_rows", "warned_rows",
+                    "created_by", "created_at")  # fmt: skip
+    list_filter = ("status", "source", "mode", "dry_run", "format")
     search_fields = ("original_name",)
     list_select_related = ("created_by",)
     change_list_template = "admin/imports/importjob/change_list.html"
@@ -57,14 +59,20 @@ class ImportJobAdmin(admin.ModelAdmin):
                 "<int:job_id>/resume/", wrap(require_POST(self.resume_view)), name="imports_importjob_resume"
             ),
             path("<int:job_id>/rejected.csv", wrap(self.rejected_view), name="imports_importjob_rejected"),
+            path("<int:job_id>/warnings.csv", wrap(self.warnings_view), name="imports_importjob_warnings"),
             path("<int:job_id>/rollback/", wrap(self.rollback_view), name="imports_importjob_rollback"),
             *super().get_urls(),
         ]
 
-    def _job_or_404(self, request, job_id: int) -> ImportJob:
+    def _job_or_404(self, request, job_id: int | str) -> ImportJob:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        return get_object_or_404(ImportJob, pk=job_id)
+        try:
+            pk = int(job_id)
+        except (TypeError, ValueError):
+            # change_view gets the raw URL text (admin's catch-all redirects "abc/progress.json/" here).
+            raise Http404("No import job with that id.") from None
+        return get_object_or_404(ImportJob, pk=pk)
 
     def start_view(self, request):
         if not request.user.has_perm(RUN_IMPORT):
@@ -93,7 +101,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/imports/importjob/start.html", context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        job = self._job_or_404(request, int(object_id))
+        job = self._job_or_404(request, object_id)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -101,7 +109,9 @@ class ImportJobAdmin(admin.ModelAdmin):
             "title": f"Import #{job.pk}: {job.original_name}",
             "progress": import_job_progress(job=job),
             "errors": import_job_errors(job=job, limit=100),
-            "error_count": ImportRowError.objects.filter(job=job).count(),
+            "error_count": import_job_error_count(job=job),
+            "row_warnings": import_job_errors(job=job, limit=100, severity=ImportRowError.Severity.WARNING),
+            "warning_count": import_job_error_count(job=job, severity=ImportRowError.Severity.WARNING),
             "can_run": request.user.has_perm(RUN_IMPORT),
             "can_rollback": request.user.has_perm(ROLLBACK_IMPORT)
             and job.status in ROLLBACKABLE
@@ -139,13 +149,21 @@ class ImportJobAdmin(admin.ModelAdmin):
         return redirect("admin:imports_importjob_change", job_id)
 
     def rejected_view(self, request, job_id: int):
+        return self._rows_csv_response(request, job_id, severity=ImportRowError.Severity.ERROR)
+
+    def warnings_view(self, request, job_id: int):
+        return self._rows_csv_response(request, job_id, severity=ImportRowError.Severity.WARNING)
+
+    def _rows_csv_response(self, request, job_id: int, *, severity: str):
+        """The rejected rows (severity error) or the warned rows (warning) as CSV: one path for both."""
         job = self._job_or_404(request, job_id)
         if not job.header:
             raise Http404("This job has no rows.")
         response = StreamingHttpResponse(
-            import_rejected_rows_csv(job=job), content_type="text/csv; charset=utf-8"
+            import_rejected_rows_csv(job=job, severity=severity), content_type="text/csv; charset=utf-8"
         )
-        response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-rejected.csv"'
+        name = "rejected" if severity == ImportRowError.Severity.ERROR else "warnings"
+        response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-{name}.csv"'
         return response
 
     def rollback_view(self, request, job_id: int):

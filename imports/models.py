@@ -26,11 +26,17 @@ class ImportJob(models.Model):
         CREATE_ONLY = "create_only", "Create only"
         UPDATE_ONLY = "update_only", "Update only"
 
+    class Source(models.TextChoices):
+        FILE = "file", "File"
+        D1 = "d1", "D1 pull"
+
     TERMINAL = frozenset({"completed", "completed_with_errors", "failed", "cancelled", "rolled_back"})
 
     file = models.FileField(upload_to="imports/%Y/%m/%d/", max_length=300)
     original_name = models.CharField(max_length=255)
     format = models.CharField(max_length=10, choices=Format.choices)
+    # Where the rows came from: an uploaded file, or a pull of the live D1 (manage.py d1_pull).
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.FILE)
     encoding = models.CharField(
         max_length=40, blank=True, default="", help_text="Blank: UTF-8 (with or without BOM)."
     )
@@ -45,6 +51,8 @@ class ImportJob(models.Model):
     updated_rows = models.PositiveIntegerField(default=0)
     unchanged_rows = models.PositiveIntegerField(default=0)
     failed_rows = models.PositiveIntegerField(default=0)
+    # Rows imported (created, updated or unchanged) that carry at least one warning.
+    warned_rows = models.PositiveIntegerField(default=0)
 
     # What planning learnt about the file: its header mapped to D1 columns.
     header = models.JSONField(default=list, blank=True)
@@ -100,6 +108,7 @@ class ImportChunk(models.Model):
     updated_rows = models.PositiveIntegerField(default=0)
     unchanged_rows = models.PositiveIntegerField(default=0)
     failed_rows = models.PositiveIntegerField(default=0)
+    warned_rows = models.PositiveIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     started_at = models.DateTimeField(null=True, blank=True)
@@ -116,22 +125,31 @@ class ImportChunk(models.Model):
 
 
 class ImportRowError(models.Model):
+    """A problem with one row: an error rejected it, a warning was imported with it."""
+
+    class Severity(models.TextChoices):
+        ERROR = "error"
+        WARNING = "warning"
+
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.ERROR)
     chunk_index = models.PositiveIntegerField()
     line = models.PositiveIntegerField(help_text="Line in the file where the row starts.")
     column = models.CharField(max_length=100, blank=True, default="")
     value = models.CharField(max_length=200, blank=True, default="", help_text="Excerpt of the cell.")
     message = models.TextField()
-    # The row's cells as read, for the rejected-rows download (first error of a row only).
+    # The row's cells as read, for the rejected- and warned-rows downloads (first entry
+    # of a row per severity only).
     raw_row = models.JSONField(null=True, blank=True)
 
     class Meta:
         db_table = "import_row_errors"
         ordering = ["job", "line", "id"]
-        indexes = [models.Index(fields=["job", "line"], name="idx_import_error_line")]
+        # The job page and the downloads read one severity of a job in line order.
+        indexes = [models.Index(fields=["job", "severity", "line"], name="idx_import_error_severity")]
 
     def __str__(self) -> str:
-        return f"line {self.line} {self.column}: {self.message}"
+        return f"line {self.line} {self.column} ({self.severity}): {self.message}"
 
 
 class ImportJournalEntry(models.Model):

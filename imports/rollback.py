@@ -182,6 +182,9 @@ def import_rollback_chunk_process(*, rollback_id: int, index: int) -> bool:
                     f"ON CONFLICT (id) DO NOTHING"
                 )
                 reinserted = cursor.rowcount
+            if rollback.job.source == ImportJob.Source.D1:
+                # Rolling back a pull changes PostgreSQL only: D1 keeps serving the rows it had.
+                cursor.execute("DELETE FROM sync_change WHERE xid = pg_current_xact_id()::text::bigint")
             cursor.execute("SELECT count(*) FROM import_rollback_rows")
             (entries,) = cursor.fetchone()
             cursor.execute("DROP TABLE import_rollback_rows")

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from agents.models import Agent
 from agents.resources import AgentResource
 from agents.validation import AgentValidator
-from agents.widgets import JSONWidget
+from agents.widgets import JSONWidget, unstorable_text
 from industries.selectors import IndustryRule
+
+from .formats import RejectedCells
 
 VALUE_EXCERPT = 120
 DEFAULT_INDUSTRY = Agent._meta.get_field("industry").get_default()
@@ -33,6 +35,8 @@ class ParsedRow:
     values: dict
     cells: list[str]
     errors: list[RowError] = field(default_factory=list)
+    # Doubts about a row that is imported all the same (licence format, phone, shared licence).
+    warnings: list[RowError] = field(default_factory=list)
     # JSON cells as written in the file: staged as they are instead of re-encoded.
     json_text: dict = field(default_factory=dict)
     exists: bool = False  # set by identity resolution
@@ -61,6 +65,13 @@ def key_digest(kind: str, key: object) -> int:
     return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
 
 
+def _unstorable_cells(cells: list[str]) -> dict[int, str]:
+    """{position: why} of the cells PostgreSQL cannot store (NUL, unpaired surrogates)."""
+    if unstorable_text("".join(cells)) is None:  # one scan for the usual row: nothing to find
+        return {}
+    return {i: problem for i, cell in enumerate(cells) if (problem := unstorable_text(cell))}
+
+
 class RowParser:
     def __init__(
         self,
@@ -83,6 +94,9 @@ class RowParser:
 
     def parse(self, line: int, cells: list[str]) -> ParsedRow:
         row = ParsedRow(line=line, values={}, cells=cells)
+        if isinstance(cells, RejectedCells):  # refused by the reader: too long, too many fields
+            row.errors.append(RowError(line, "", "", cells.reason))
+            return row
         if len(cells) > self.width:
             extra = [c for c in cells[self.width :] if c.strip()]
             if extra:
@@ -93,8 +107,12 @@ class RowParser:
                 )
                 return row
         values = row.values
+        unstorable = _unstorable_cells(cells)
         for position, column, widget in self.plan:
             raw = cells[position] if position < len(cells) else ""
+            if position in unstorable:
+                row.errors.append(RowError(line, column, excerpt(raw), unstorable[position]))
+                continue
             try:
                 values[column] = widget.clean(raw)
             except ValueError as exc:
@@ -120,4 +138,7 @@ class RowParser:
                 values["photo"] = resolve(raw)
             except ValueError as exc:
                 row.errors.append(RowError(line, "photo", excerpt(raw), str(exc)))
+        if not row.errors:  # a rejected row is reported for its errors only
+            for column, message in self.validator.warnings(checked).items():
+                row.warnings.append(RowError(line, column, excerpt(values.get(column, "")), message))
         return row

@@ -1,4 +1,4 @@
-"""Reads about import jobs: live progress, errors, the rejected rows as CSV."""
+"""Reads about import jobs: live progress, errors and warnings, the rejected and warned rows as CSV."""
 
 import csv
 import io
@@ -25,6 +25,7 @@ class ImportProgress:
     updated: int
     unchanged: int
     failed: int
+    warned: int
     chunks_total: int
     chunks_done: int
     chunks_failed: int
@@ -51,6 +52,7 @@ def import_chunk_totals(*, job: ImportJob) -> dict[str, int]:
         updated=Sum("updated_rows", filter=done),
         unchanged=Sum("unchanged_rows", filter=done),
         failed=Sum("failed_rows", filter=done),
+        warned=Sum("warned_rows", filter=done),
     )
     return {key: value or 0 for key, value in totals.items()}
 
@@ -80,6 +82,7 @@ def import_job_progress(*, job: ImportJob) -> ImportProgress:
         updated=agg["updated"],
         unchanged=agg["unchanged"],
         failed=agg["failed"],
+        warned=agg["warned"],
         chunks_total=agg["total"],
         chunks_done=agg["done"],
         chunks_failed=agg["failed_chunks"],
@@ -92,13 +95,26 @@ def import_job_progress(*, job: ImportJob) -> ImportProgress:
     )
 
 
-def import_job_errors(*, job: ImportJob, limit: int | None = 100) -> list[ImportRowError]:
-    errors = ImportRowError.objects.filter(job=job).order_by("line", "id")
+def import_job_errors(
+    *, job: ImportJob, limit: int | None = 100, severity: str = ImportRowError.Severity.ERROR
+) -> list[ImportRowError]:
+    """A job's row errors (rejected rows), or with severity="warning" its warnings, in line order."""
+    errors = ImportRowError.objects.filter(job=job, severity=severity).order_by("line", "id")
     return list(errors[:limit] if limit else errors)
 
 
-def import_rejected_rows_csv(*, job: ImportJob) -> Iterator[str]:
-    """The rejected rows with their original columns plus an `error` column, ready to fix and re-import."""
+def import_job_error_count(*, job: ImportJob, severity: str = ImportRowError.Severity.ERROR) -> int:
+    return ImportRowError.objects.filter(job=job, severity=severity).count()
+
+
+def import_rejected_rows_csv(
+    *, job: ImportJob, severity: str = ImportRowError.Severity.ERROR
+) -> Iterator[str]:
+    """The rejected rows with their original columns plus an `error` column, ready to fix and re-import.
+
+    With severity="warning": the imported rows that carry warnings, plus a
+    `warning` column. One writer for both downloads, so both get the same care.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -108,11 +124,11 @@ def import_rejected_rows_csv(*, job: ImportJob) -> Iterator[str]:
         buffer.truncate()
         return text
 
-    writer.writerow([*job.header, "error"])
+    writer.writerow([*job.header, severity])
     yield "\ufeff" + flush()  # a BOM so spreadsheet programs read UTF-8
     current_line, cells, messages = None, None, []
     rows = (
-        ImportRowError.objects.filter(job=job)
+        ImportRowError.objects.filter(job=job, severity=severity)
         .order_by("line", "id")
         .values_list("line", "column", "message", "raw_row")
     )

@@ -19,23 +19,31 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
+from agents.widgets import storable_text
 from industries.selectors import industry_rules_get
+from sync.services import d1_changes_mark
 
+from .d1_rows import D1RowParser, pull_conflicts_flag
 from .formats import (
     LINE_COLUMN,
+    CsvRecord,
     ImportFileError,
-    cell_text,
+    PlanDeadline,
+    RejectedCells,
     csv_chunk_rows,
     csv_records,
     header_map,
-    json_objects,
+    json_header,
+    json_rows,
     sniff_problem,
+    staged_line,
+    staged_line_cell,
     xlsx_rows,
 )
 from .models import ImportChunk, ImportJob, ImportRowError
 from .rows import ParsedRow, RowError, RowParser, key_digest, natural_key
 from .selectors import import_chunk_totals
-from .writer import ChunkWriter
+from .writer import ChunkWriter, write_isolating_bad_rows
 from .zip_import import (
     PHOTO_WITHOUT_ARCHIVE_WARNING,
     zip_data_file,
@@ -112,13 +120,20 @@ def import_job_start(*, job_id: int) -> None:
 # --- planning ---------------------------------------------------------------------
 
 
-def _stage_rows(job: ImportJob, rows, header: list[str]) -> str:
-    """Write XLSX/JSON rows as a UTF-8 CSV in storage; its first column is the source line."""
-    with tempfile.NamedTemporaryFile("w+", encoding="utf-8", newline="", suffix=".csv", delete=False) as tmp:
+def _stage_rows(job: ImportJob, rows, header: list[str], deadline: PlanDeadline) -> str:
+    """Write XLSX/JSON rows as a UTF-8 CSV in storage; its first column is the source line.
+
+    A row refused while reading (RejectedCells) carries its reason in that
+    first column. Unpaired surrogates (a JSON "\\ud800") are written as they
+    are (surrogatepass) so the chunk can report them as row errors.
+    """
+    with tempfile.NamedTemporaryFile(
+        "w+", encoding="utf-8", errors="surrogatepass", newline="", suffix=".csv", delete=False
+    ) as tmp:
         writer = csv.writer(tmp)
         writer.writerow([LINE_COLUMN, *header])
-        for line, cells in rows:
-            writer.writerow([line, *cells])
+        for line, cells in deadline.watch(rows):
+            writer.writerow([staged_line_cell(line, getattr(cells, "reason", None)), *cells])
         path = tmp.name
     try:
         with open(path, "rb") as handle:
@@ -127,51 +142,55 @@ def _stage_rows(job: ImportJob, rows, header: list[str]) -> str:
         os.unlink(path)
 
 
-def _staged_source(job: ImportJob) -> tuple[str, list[str], str]:
-    """(storage name of a CSV to chunk, header of the source, encoding of that CSV)."""
+def _staged_source(job: ImportJob, deadline: PlanDeadline) -> tuple[str, list[str], str, list[str]]:
+    """(storage name of a CSV to chunk, header of the source, encoding of that CSV, warnings)."""
     if job.format == ImportJob.Format.ZIP:
         # The archive's data file is planned like a file of its own format (always staged).
         with zip_data_file(job) as data:
-            return _staged_source_of(job, data.raw, fmt=data.format, name=data.name, in_place=False)
+            return _staged_source_of(
+                job, data.raw, fmt=data.format, name=data.name, in_place=False, deadline=deadline
+            )
     with default_storage.open(job.file.name, "rb") as raw:
-        return _staged_source_of(job, raw, fmt=job.format, name=job.original_name, in_place=True)
+        return _staged_source_of(
+            job, raw, fmt=job.format, name=job.original_name, in_place=True, deadline=deadline
+        )
 
 
-def _staged_source_of(job: ImportJob, raw, *, fmt: str, name: str, in_place: bool):
+def _staged_source_of(job: ImportJob, raw, *, fmt: str, name: str, in_place: bool, deadline: PlanDeadline):
     """_staged_source for an open file; in_place: a CSV is job.file itself and is chunked as it is."""
     problem = sniff_problem(raw.read(65536), declared=fmt, filename=name)
     if problem:
         raise ImportFileError(problem)
     raw.seek(0)
     if fmt == "csv" and in_place:
-        return job.file.name, [], job.encoding
+        return job.file.name, [], job.encoding, []
     if fmt == "csv":  # a CSV out of an archive: staged with its source lines
         records = csv_records(raw, encoding=job.encoding, filename=name)
         first = next(records, None)
         if first is None:
             raise ImportFileError(f"{name}: the file is empty.")
+        _header_refused(first.cells, name)
         rows = ((record.line, record.cells) for record in records)
-        return _stage_rows(job, rows, first.cells), first.cells, "utf-8"
+        return _stage_rows(job, rows, first.cells, deadline), first.cells, "utf-8", []
     if fmt == "xlsx":
         rows = xlsx_rows(raw, filename=name)
         first = next(rows, None)
         if first is None:
             raise ImportFileError(f"{name}: the workbook's first sheet is empty.")
         header = first[1]
-        staged = _stage_rows(job, rows, header)
-        return staged, header, "utf-8"
-    # JSON: the header is every key seen, in order of first appearance (two passes).
-    keys: dict[str, None] = {}
-    count = 0
-    for _line, obj in json_objects(raw, filename=name):
-        count += 1
-        keys.update(dict.fromkeys(obj))
-    if count == 0:
-        raise ImportFileError(f"{name}: the JSON array is empty.")
-    header = list(keys)
+        _header_refused(header, name)
+        staged = _stage_rows(job, rows, header, deadline)
+        return staged, header, "utf-8", []
+    # JSON: the header is the keys that name agent columns, in order of first use (two passes).
+    header, warnings = json_header(raw, filename=name, deadline=deadline)
     raw.seek(0)
-    rows = ((line, [cell_text(obj.get(k)) for k in header]) for line, obj in json_objects(raw, filename=name))
-    return _stage_rows(job, rows, header), header, "utf-8"
+    rows = json_rows(raw, filename=name, header=header)
+    return _stage_rows(job, rows, header, deadline), header, "utf-8", warnings
+
+
+def _header_refused(header: list[str], name: str) -> None:
+    if isinstance(header, RejectedCells):
+        raise ImportFileError(f"{name}: the header row is refused: {header.reason}.")
 
 
 def import_job_plan(*, job_id: int) -> bool:
@@ -188,11 +207,6 @@ def import_job_plan(*, job_id: int) -> bool:
         job.started_at = job.started_at or timezone.now()
         job.save(update_fields=["status", "started_at"])
     try:
-        if connection.vendor != "postgresql":
-            raise ImportFileError(
-                "Imports need PostgreSQL (COPY and ON CONFLICT); this instance runs on "
-                f"{connection.vendor}. Set DATABASE_URL to a PostgreSQL database."
-            )
         plan = _plan(job)
         if job.format == ImportJob.Format.ZIP:  # the data file planned cleanly: now its photos
             plan["warnings"] += zip_files_extract(job, columns=plan["columns"])
@@ -217,13 +231,18 @@ def import_job_plan(*, job_id: int) -> bool:
 
 def _plan(job: ImportJob) -> dict:
     name = job.original_name
-    source, header, encoding = _staged_source(job)
+    deadline = PlanDeadline(name)
+    source, header, encoding, staging_warnings = _staged_source(job, deadline)
     staged = source != job.file.name
+    chunk_max_bytes = settings.IMPORT_CHUNK_MAX_BYTES
     with default_storage.open(source, "rb") as raw:
-        records = csv_records(raw, encoding=encoding, filename=name)
+        records = csv_records(
+            raw, encoding=encoding, filename=name, errors="surrogatepass" if staged else "strict"
+        )
         first = next(records, None)
         if first is None:
             raise ImportFileError(f"{name}: the file is empty.")
+        _header_refused(first.cells, name)
         if staged:
             first.cells = first.cells[1:]
         else:
@@ -259,8 +278,13 @@ def _plan(job: ImportJob) -> dict:
                 "CREATE TEMP TABLE import_plan_keys (row_index integer, line integer, digest bigint) ON COMMIT DROP"
             )
             with cursor.cursor.copy("COPY import_plan_keys (row_index, line, digest) FROM STDIN") as copy:
-                for record in records:
-                    if current is None or current.row_count >= job.chunk_size:
+                for record in deadline.watch(records):
+                    # Bytes bound a chunk too, so a worker's memory does not grow with row length.
+                    if (
+                        current is None
+                        or current.row_count >= job.chunk_size
+                        or record.byte_end - current.byte_start > chunk_max_bytes
+                    ):
                         current = ImportChunk(
                             job=job,
                             index=len(chunks),
@@ -271,16 +295,20 @@ def _plan(job: ImportJob) -> dict:
                             byte_end=record.byte_end,
                         )
                         chunks.append(current)
-                    line = int(record.cells[0]) if staged else record.line
                     current.row_count += 1
                     current.byte_end = record.byte_end
+                    line, refused = _planned_line(record, staged)
+                    if refused:  # a row error in its chunk; it has no key to compare
+                        total += 1
+                        continue
                     agent_id = (cell(record.cells, "id") or "").strip()
                     if agent_id:
                         copy.write_row((total, line, key_digest("id", agent_id)))
-                    nat = natural_key(cell(record.cells, "industry"), cell(record.cells, "state"),
-                                      cell(record.cells, "license_number"))  # fmt: skip
-                    if nat:
-                        copy.write_row((total, line, key_digest("nat", nat)))
+                    else:  # only a row without an id is identified by its licence
+                        nat = natural_key(cell(record.cells, "industry"), cell(record.cells, "state"),
+                                          cell(record.cells, "license_number"))  # fmt: skip
+                        if nat:
+                            copy.write_row((total, line, key_digest("nat", nat)))
                     total += 1
             superseded = _superseded_rows(cursor)
             cursor.execute("DROP TABLE import_plan_keys")
@@ -292,13 +320,13 @@ def _plan(job: ImportJob) -> dict:
             for i in range(chunk.first_row, chunk.first_row + chunk.row_count)
             if i in superseded
         }
-    warnings = []
+    warnings = list(staging_warnings)
     if "photo" in mapping.columns and job.format != ImportJob.Format.ZIP:
         mapping.columns[mapping.columns.index("photo")] = None  # no images to read: see zip_import
         warnings.append(PHOTO_WITHOUT_ARCHIVE_WARNING)
     if mapping.unknown:
         warnings.append(f"Unknown columns ignored: {', '.join(mapping.unknown)}.")
-    if mapping.ignored:
+    if mapping.ignored and job.source != ImportJob.Source.D1:
         warnings.append(f"Columns the back-office sets itself, ignored: {', '.join(mapping.ignored)}.")
     if superseded:
         warnings.append(f"{len(superseded):,} rows repeat the key of a later row; the later row wins.")
@@ -310,6 +338,17 @@ def _plan(job: ImportJob) -> dict:
         "staged_file": source if staged else "",
         "total_rows": total,
     }
+
+
+def _planned_line(record: CsvRecord, staged: bool) -> tuple[int, bool]:
+    """(source line of a planned record, whether it was refused while reading or staging)."""
+    if not staged:
+        return record.line, bool(record.rejected)
+    try:
+        line, reason = staged_line(record.cells[0])
+    except (IndexError, ValueError):  # an excerpt cut inside the line cell
+        return record.line, True
+    return line, bool(record.rejected or reason)
 
 
 def _superseded_rows(cursor) -> dict[int, int]:
@@ -337,15 +376,17 @@ def _superseded_rows(cursor) -> dict[int, int]:
 def _chunk_rows(job: ImportJob, chunk: ImportChunk):
     """(line, cells) of a chunk, read by seeking to its byte range."""
     source = job.staged_file or job.file.name
+    staged = bool(job.staged_file)
+    # Streamed from the file: a chunk's range may hold a refused record of any length.
     with default_storage.open(source, "rb") as raw:
-        raw.seek(chunk.byte_start)
-        data = raw.read(chunk.byte_end - chunk.byte_start)
-    rows = csv_chunk_rows(
-        data, encoding="utf-8" if job.staged_file else job.encoding, first_line=chunk.first_line
-    )
-    if job.staged_file:
-        return ((int(cells[0]), cells[1:]) for _line, cells in rows)
-    return rows
+        yield from csv_chunk_rows(
+            raw,
+            encoding="utf-8" if staged else job.encoding,
+            first_line=chunk.first_line,
+            staged=staged,
+            start=chunk.byte_start,
+            end=chunk.byte_end,
+        )
 
 
 def import_chunk_begin(*, job_id: int, chunk_index: int) -> bool:
@@ -393,13 +434,21 @@ def import_chunk_process(*, job_id: int, chunk_index: int) -> bool:
         if chunk.status != ImportChunk.Status.RUNNING or job.status != ImportJob.Status.RUNNING:
             return False
         photos = zip_photo_resolver(job)  # None unless a zip job with a photo column
-        parser = RowParser(job.columns, industry_rules_get(), photo_resolver=photos)
+        pull = job.source == ImportJob.Source.D1
+        if pull:
+            # A pull's staged header is exactly D1's columns, updated_at included.
+            columns = list(job.header)
+            parser = D1RowParser(columns, industry_rules_get())
+        else:
+            columns = job.columns
+            parser = RowParser(columns, industry_rules_get(), photo_resolver=photos)
         writer = ChunkWriter(
             job_id=job.pk,
             chunk_index=chunk.index,
-            columns={c for c in job.columns if c and (c != "photo" or photos)},
+            columns={c for c in columns if c and (c != "photo" or photos)},
             mode=job.mode,
             dry_run=job.dry_run,
+            pull=pull,
         )
         rejected: list[ParsedRow] = []
         valid: list[ParsedRow] = []
@@ -415,13 +464,25 @@ def import_chunk_process(*, job_id: int, chunk_index: int) -> bool:
             (rejected if row.errors else valid).append(row)
         accepted = writer.resolve(valid)
         rejected.extend(r for r in valid if r.errors)
-        result = writer.write(accepted)
-        ImportRowError.objects.bulk_create(_row_errors(job, chunk, rejected), batch_size=1000)
+        if pull and job.mode == ImportJob.Mode.CREATE_ONLY:
+            # PostgreSQL wins: its version of a conflicting agent is what the next sync writes to D1.
+            conflicted = pull_conflicts_flag(accepted)
+            if conflicted and not job.dry_run:
+                d1_changes_mark(rows=[("agents", i) for i in conflicted])
+        result, refused = write_isolating_bad_rows(writer, accepted)
+        rejected.extend(refused)
+        issues = _row_errors(job, chunk, rejected, severity=ImportRowError.Severity.ERROR)
+        # Warnings of every imported row, unchanged ones too: importing the same file
+        # again reports them again.
+        warned = [r for r in accepted if r.warnings and not r.errors]  # errors: refused by PostgreSQL
+        issues += _row_errors(job, chunk, warned, severity=ImportRowError.Severity.WARNING)
+        ImportRowError.objects.bulk_create(issues, batch_size=1000)
         chunk.status = ImportChunk.Status.DONE
         chunk.created_rows = result.created
         chunk.updated_rows = result.updated
         chunk.unchanged_rows = result.unchanged
         chunk.failed_rows = len(rejected)
+        chunk.warned_rows = len(warned)
         chunk.error = ""
         chunk.duration_ms = int((time.monotonic() - started) * 1000)
         chunk.finished_at = timezone.now()
@@ -441,19 +502,25 @@ def chunk_statement_time_limit() -> None:
         cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(limit_ms)])
 
 
-def _row_errors(job: ImportJob, chunk: ImportChunk, rejected: list[ParsedRow]) -> list[ImportRowError]:
+def _row_errors(
+    job: ImportJob, chunk: ImportChunk, rows: list[ParsedRow], *, severity: str
+) -> list[ImportRowError]:
+    """The errors (of rejected rows) or warnings (of imported rows) of `rows` as model rows."""
     out = []
-    for row in sorted(rejected, key=lambda r: r.line):
-        for i, error in enumerate(row.errors):
+    for row in sorted(rows, key=lambda r: r.line):
+        issues = row.errors if severity == ImportRowError.Severity.ERROR else row.warnings
+        for i, issue in enumerate(issues):
             out.append(
                 ImportRowError(
                     job=job,
                     chunk_index=chunk.index,
-                    line=error.line,
-                    column=error.column,
-                    value=error.value[:200],
-                    message=error.message,
-                    raw_row=row.cells if i == 0 else None,
+                    severity=severity,
+                    line=issue.line,
+                    column=issue.column,
+                    # A NUL or unpaired surrogate the row was refused for must not fail the report too.
+                    value=storable_text(issue.value[:200]),
+                    message=storable_text(issue.message),
+                    raw_row=[storable_text(str(c)) for c in row.cells] if i == 0 else None,
                 )
             )
     return out
@@ -495,6 +562,7 @@ def import_job_counts_refresh(job: ImportJob) -> None:
     job.updated_rows = totals["updated"]
     job.unchanged_rows = totals["unchanged"]
     job.failed_rows = totals["failed"]
+    job.warned_rows = totals["warned"]
     job.processed_rows = totals["processed"]
 
 
@@ -509,14 +577,11 @@ def import_job_finalize(*, job_id: int) -> bool:
             return False
         import_job_counts_refresh(job)
         if job.status == ImportJob.Status.RUNNING:
-            failed = list(job.chunks.filter(status=ImportChunk.Status.FAILED).order_by("index")[:5])
+            failed_chunks = job.chunks.filter(status=ImportChunk.Status.FAILED).order_by("index")
+            failed = list(failed_chunks[:5])
             if failed:
                 job.status = ImportJob.Status.FAILED
-                details = "; ".join(f"chunk {c.index} (lines from {c.first_line}): {c.error}" for c in failed)
-                job.error_message = (
-                    f"{len(failed)} chunk(s) could not be imported; rows of the other chunks were "
-                    f"written and can be rolled back. {details}"
-                )
+                job.error_message = _failed_chunks_message(job, failed, failed_chunks.count())
             elif job.failed_rows:
                 job.status = ImportJob.Status.COMPLETED_WITH_ERRORS
             else:
@@ -532,6 +597,38 @@ def import_job_finalize(*, job_id: int) -> bool:
         ):  # no chunk will run again: the photos extracted at planning can go
             transaction.on_commit(lambda: zip_files_discard(job_id=job_id))
     return closed
+
+
+def _failed_chunks_message(job: ImportJob, failed: list[ImportChunk], failed_count: int) -> str:
+    """Why a job failed after planning, which chunks landed, and what finishes the story.
+
+    Bad data never fails a chunk (it becomes row errors), so this is the
+    database, a worker or a time limit: what landed stays until resumed or rolled back.
+    """
+    details = "; ".join(f"chunk {c.index} (lines from {c.first_line}): {c.error}" for c in failed)
+    done = list(
+        job.chunks.filter(status=ImportChunk.Status.DONE).order_by("index").values_list("index", flat=True)
+    )
+    total = len(done) + failed_count
+    head = f"{failed_count} of {total} chunk(s) could not be imported: {details}."
+    if job.dry_run or not done:
+        return f"{head} No rows were written. `manage.py import_resume {job.pk}` retries once the cause is fixed."
+    return (
+        f"{head} Chunk(s) {_index_ranges(done)} were written ({job.created_rows:,} created, "
+        f"{job.updated_rows:,} updated). Finish with `manage.py import_resume {job.pk}` (retries the failed "
+        f"chunks once the cause is fixed) or `manage.py import_rollback {job.pk}` (undoes what was written)."
+    )
+
+
+def _index_ranges(indexes: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5'."""
+    ranges: list[list[int]] = []
+    for index in indexes:
+        if ranges and index == ranges[-1][1] + 1:
+            ranges[-1][1] = index
+        else:
+            ranges.append([index, index])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
 
 
 def _edge_sync_request() -> None:

@@ -44,12 +44,31 @@ def _retry_delay(retries: int) -> float:
     return min(settings.IMPORT_RETRY_BASE_DELAY * 2**retries, 30.0)
 
 
-@shared_task(name="imports.import_job_plan", acks_late=True, queue=IMPORT_QUEUE, max_retries=3)
+# Planning checks IMPORT_PLAN_TIME_LIMIT between rows itself; Celery's limits, a little
+# later, stop a worker stuck inside one long call (a parser fed a hostile file).
+PLAN_SOFT_TIME_LIMIT = settings.IMPORT_PLAN_TIME_LIMIT + 60
+
+
+@shared_task(
+    name="imports.import_job_plan",
+    acks_late=True,
+    queue=IMPORT_QUEUE,
+    max_retries=3,
+    soft_time_limit=PLAN_SOFT_TIME_LIMIT,
+    time_limit=PLAN_SOFT_TIME_LIMIT + 60,
+)
 def import_job_plan_task(job_id: int) -> None:
     try:
         planned = services.import_job_plan(job_id=job_id)
     except ImportJob.DoesNotExist:
         logger.warning("Import job %s no longer exists; planning skipped", job_id)
+        return
+    except SoftTimeLimitExceeded:
+        services.import_job_fail(
+            job_id=job_id,
+            message=f"Reading the file took longer than {settings.IMPORT_PLAN_TIME_LIMIT:,} s "
+            "(IMPORT_PLAN_TIME_LIMIT); split it into smaller files.",
+        )
         return
     except TRANSIENT_ERRORS as exc:
         raise import_job_plan_task.retry(exc=exc, countdown=5) from exc

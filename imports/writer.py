@@ -1,21 +1,25 @@
 """The PostgreSQL write path of one chunk: COPY into a temp table, then set-based SQL.
 
 Inside the chunk's transaction:
-  1. the rows this chunk touches are looked up (and locked) by id and by
-     (industry, state, license_number), to resolve identities and refuse
-     conflicts as row errors instead of database errors;
+  1. the rows this chunk touches are looked up (and locked) by id, or, for a
+     row without an id, by (industry, state, license_number) — a key that is
+     not unique (the live D1 shares one licence among a thousand agents), so a
+     key matching several agents is a row error asking for the id;
   2. the valid rows are COPYed into a temp table;
   3. the prior version of every row that will change is journalled with
      INSERT ... SELECT to_jsonb(agents) — what an exact rollback restores;
   4. one INSERT ... ON CONFLICT DO UPDATE ... WHERE IS DISTINCT FROM writes
-     only rows that differ, so unchanged rows stay untouched.
+     only rows that differ, so unchanged rows stay untouched;
+  5. one query finds the written rows whose licence several agents share
+     (a warning, never a reject).
 """
 
 import json
 import uuid
 from dataclasses import dataclass
 
-from django.db import connection
+import psycopg
+from django.db import DataError, connection, transaction
 from django.utils import timezone
 
 from agents.models import Agent
@@ -61,61 +65,94 @@ class WriteResult:
 
 
 class ChunkWriter:
-    def __init__(self, *, job_id: int, chunk_index: int, columns: set[str], mode: str, dry_run: bool):
+    def __init__(
+        self,
+        *,
+        job_id: int,
+        chunk_index: int,
+        columns: set[str],
+        mode: str,
+        dry_run: bool,
+        pull: bool = False,
+    ):
         self.job_id = job_id
         self.chunk_index = chunk_index
         self.mode = mode
         self.dry_run = dry_run
+        # A D1 pull keeps D1's updated_at; "create only" then means PostgreSQL wins on conflicts.
+        self.pull = pull
         # `photo` (a storage name) is staged only when the file carries it (zip imports).
         self.stage_columns = STAGE_COLUMNS + ("photo",) if "photo" in columns else STAGE_COLUMNS
+        if pull:
+            self.stage_columns += ("updated_at",)
         # Columns compared and updated on existing rows: what the file carries.
         self.update_columns = [c for c in self.stage_columns if c in columns and c not in NEVER_UPDATED]
+        if pull and mode == "create_only":
+            self.update_columns = []
 
     # --- identities -------------------------------------------------------------
     def resolve(self, rows: list[ParsedRow]) -> list[ParsedRow]:
-        """Give every valid row its agent id; turn identity conflicts into row errors."""
+        """Give every valid row its agent id; turn identity problems into row errors.
+
+        A row's identity is its id when it has one: a licence held by another
+        agent is then no conflict (the shared-licence warning reports it). Only
+        a row without an id is matched on (industry, state, licence), and only
+        when exactly one agent holds that key.
+        """
         cursor = connection.cursor()
-        ids = [r.values["id"] for r in rows if r.values.get("id")]
-        keys = {}
-        for r in rows:
-            key = natural_key(r.values.get("industry"), r.values.get("state"), r.values.get("license_number"))
-            if key:
-                keys[key] = r
-        existing_by_id: dict[str, tuple] = {}
-        if ids:
-            cursor.execute("SELECT id, slug FROM agents WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids])
-            existing_by_id = {row[0]: row for row in cursor.fetchall()}
-        owner_by_key: dict[tuple, tuple] = {}
+        keys = {
+            key
+            for r in rows
+            if not r.values.get("id")
+            and (
+                key := natural_key(
+                    r.values.get("industry"), r.values.get("state"), r.values.get("license_number")
+                )
+            )
+        }
+        # (agents holding the key, one of their ids): counted without locks, since a
+        # shared key matches no row; the single holders are locked with the ids below.
+        holders: dict[tuple, tuple[int, str]] = {}
         if keys:
             industries, states, licences = (list(x) for x in zip(*keys, strict=True))
             cursor.execute(
-                "SELECT a.id, a.slug, a.industry, a.state, a.license_number FROM agents a "
-                "JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(industry, state, license_number) "
-                "ON a.industry = k.industry AND a.state = k.state AND a.license_number = k.license_number "
-                "ORDER BY a.id FOR UPDATE OF a",
+                "SELECT k.industry, k.state, k.license_number, count(*), min(a.id) "
+                "FROM unnest(%s::text[], %s::text[], %s::text[]) AS k(industry, state, license_number) "
+                "JOIN agents a ON a.industry = k.industry AND a.state = k.state "
+                "AND a.license_number = k.license_number GROUP BY 1, 2, 3",
                 [industries, states, licences],
             )
-            owner_by_key = {(r[2], r[3], r[4]): r for r in cursor.fetchall()}
+            holders = {(r[0], r[1], r[2]): (r[3], r[4]) for r in cursor.fetchall()}
+        ids = {r.values["id"] for r in rows if r.values.get("id")}
+        ids.update(agent_id for count, agent_id in holders.values() if count == 1)
+        existing_by_id: dict[str, tuple] = {}
+        if ids:
+            cursor.execute(
+                "SELECT id, slug FROM agents WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [sorted(ids)]
+            )
+            existing_by_id = {row[0]: row for row in cursor.fetchall()}
 
         accepted: list[ParsedRow] = []
         for r in rows:
             values = r.values
-            key = natural_key(values.get("industry"), values.get("state"), values.get("license_number"))
-            owner = owner_by_key.get(key) if key else None
             given_id = values.get("id")
             if given_id:
-                if owner and owner[0] != given_id:
-                    r.errors.append(
-                        RowError(r.line, "license_number", excerpt(values.get("license_number")),
-                                 f"licence {key[2]} in {key[1]} ({key[0]}) already belongs to agent {owner[0]}")
-                    )  # fmt: skip
-                    continue
                 found = existing_by_id.get(given_id)
             else:
-                found = owner
-                values["id"] = owner[0] if owner else uuid.uuid4().hex
+                key = natural_key(values.get("industry"), values.get("state"), values.get("license_number"))
+                count, holder = holders.get(key, (0, None)) if key else (0, None)
+                if count > 1:
+                    industry, state, licence = key
+                    r.errors.append(
+                        RowError(r.line, "license_number", excerpt(values.get("license_number")),
+                                 f"{count:,} agents share licence {licence} in {state} {industry}; give the id")
+                    )  # fmt: skip
+                    continue
+                # The holder may have been deleted since it was counted: then the row is new.
+                found = existing_by_id.get(holder) if holder else None
+                values["id"] = found[0] if found else uuid.uuid4().hex
             exists = found is not None
-            if exists and self.mode == "create_only":
+            if exists and self.mode == "create_only" and not self.pull:
                 r.errors.append(RowError(r.line, "id", excerpt(values["id"]),
                                          "agent already exists (mode: create only)"))  # fmt: skip
                 continue
@@ -215,6 +252,7 @@ class ChunkWriter:
                 f"FROM import_stage s LEFT JOIN agents a ON a.id = s.id"
             )
             result.created, result.updated = cursor.fetchone()
+            self._shared_licences(rows)
             cursor.execute("DROP TABLE import_stage")
             result.unchanged = len(rows) - result.created - result.updated
             return result
@@ -222,35 +260,39 @@ class ChunkWriter:
         # One timestamp for the rows and their journal: a rollback compares them
         # to tell whether a row changed after this import.
         written_at = timezone.now()
+        # A pull writes D1's own updated_at; the journal records what the row will hold.
+        stamp_sql, stamp = ("s.updated_at", []) if self.pull else ("%s", [written_at])
         # Prior versions of the rows about to change (already locked by resolve()).
         cursor.execute(
             "INSERT INTO import_journal (job_id, chunk_index, agent_id, action, before, after_updated_at) "  # noqa: S608
-            f"SELECT %s, %s, a.id, 'update', to_jsonb(a), %s FROM agents a "
+            f"SELECT %s, %s, a.id, 'update', to_jsonb(a), {stamp_sql} FROM agents a "
             f"JOIN import_stage s ON s.id = a.id WHERE {differs}",
-            [self.job_id, self.chunk_index, written_at],
+            [self.job_id, self.chunk_index, *stamp],
         )
         journalled_updates = cursor.rowcount
 
         if self.update_columns:
             assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in self.update_columns)
+            if not self.pull:
+                assignments += ", updated_at = EXCLUDED.updated_at"
             excluded = ", ".join(f"EXCLUDED.{c}" for c in self.update_columns)
             current = ", ".join(f"agents.{c}" for c in self.update_columns)
-            on_conflict = (
-                f"DO UPDATE SET {assignments}, updated_at = EXCLUDED.updated_at "
-                f"WHERE ROW({current}) IS DISTINCT FROM ROW({excluded})"
-            )
+            on_conflict = f"DO UPDATE SET {assignments} WHERE ROW({current}) IS DISTINCT FROM ROW({excluded})"
         else:
             on_conflict = "DO NOTHING"
+        into, select = (
+            (stage_cols, stage_cols) if self.pull else (f"{stage_cols}, updated_at", f"{stage_cols}, %s")
+        )
         cursor.execute(
             f"WITH upserted AS ("  # noqa: S608
-            f"  INSERT INTO agents ({stage_cols}, updated_at) "
-            f"  SELECT {stage_cols}, %s FROM import_stage "
-            f"  ON CONFLICT (id) {on_conflict} RETURNING id, (xmax = 0) AS created"
+            f"  INSERT INTO agents ({into}) "
+            f"  SELECT {select} FROM import_stage "
+            f"  ON CONFLICT (id) {on_conflict} RETURNING id, (xmax = 0) AS created, updated_at"
             f"), journal AS ("
             f"  INSERT INTO import_journal (job_id, chunk_index, agent_id, action, before, after_updated_at) "
-            f"  SELECT %s, %s, id, 'create', NULL, %s FROM upserted WHERE created RETURNING 1"
+            f"  SELECT %s, %s, id, 'create', NULL, updated_at FROM upserted WHERE created RETURNING 1"
             f") SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) FROM upserted",
-            [written_at, self.job_id, self.chunk_index, written_at],
+            [*stamp, self.job_id, self.chunk_index],
         )
         result.created, result.updated = cursor.fetchone()
         if result.updated != journalled_updates:
@@ -260,6 +302,87 @@ class ChunkWriter:
         expected_new = sum(1 for r in rows if not r.exists)
         if result.created != expected_new:
             raise ConcurrentChange("rows appeared while the chunk ran; retrying the chunk")
+        self._shared_licences(rows)
         cursor.execute("DROP TABLE import_stage")
         result.unchanged = len(rows) - result.created - result.updated
         return result
+
+    def _shared_licences(self, rows: list[ParsedRow]) -> None:
+        """Warn on every row whose (industry, state, licence) more than one agent holds.
+
+        One query over the chunk, run while import_stage still exists. A row's
+        key is what the table holds once this chunk is written: the staged value
+        for a created row or a column the file carries, the stored one otherwise
+        (which is also right after the write, and in a dry run, where nothing was
+        written). Holders are this chunk's rows plus the agents it did not touch.
+        """
+        after = ", ".join(
+            f"s.{c}"
+            if c in self.update_columns
+            else f"CASE WHEN a.id IS NULL THEN s.{c} ELSE a.{c} END AS {c}"
+            for c in ("industry", "state", "license_number")
+        )
+        cursor = connection.cursor()
+        cursor.execute(
+            f"WITH after AS ("  # noqa: S608
+            f"  SELECT s.id, {after} FROM import_stage s LEFT JOIN agents a ON a.id = s.id"
+            f"), keyed AS ("
+            f"  SELECT industry, state, license_number, count(*) AS n FROM after"
+            f"  WHERE license_number <> '' GROUP BY 1, 2, 3"
+            f"), others AS ("
+            f"  SELECT o.industry, o.state, o.license_number, count(*) AS n FROM agents o"
+            f"  JOIN keyed k ON o.industry = k.industry AND o.state = k.state"
+            f"   AND o.license_number = k.license_number"
+            f"  WHERE NOT EXISTS (SELECT 1 FROM import_stage s WHERE s.id = o.id) GROUP BY 1, 2, 3"
+            f") SELECT f.id, k.industry, k.state, k.license_number, k.n + coalesce(o.n, 0) FROM after f"
+            f"  JOIN keyed k ON f.industry = k.industry AND f.state = k.state"
+            f"   AND f.license_number = k.license_number"
+            f"  LEFT JOIN others o ON o.industry = k.industry AND o.state = k.state"
+            f"   AND o.license_number = k.license_number"
+            f"  WHERE k.n + coalesce(o.n, 0) > 1"
+        )
+        shared = {agent_id: (industry, state, licence, n) for agent_id, industry, state, licence, n in cursor}
+        if not shared:
+            return
+        for r in rows:
+            hit = shared.get(r.values["id"])
+            if hit:
+                industry, state, licence, n = hit
+                r.warnings.append(RowError(r.line, "license_number", excerpt(licence),
+                                           f"licence {licence} is shared by {n:,} agents in {state} {industry}"))  # fmt: skip
+
+
+def write_isolating_bad_rows(
+    writer: ChunkWriter, rows: list[ParsedRow]
+) -> tuple[WriteResult, list[ParsedRow]]:
+    """writer.write, except that rows PostgreSQL refuses as data become row errors.
+
+    The parser is meant to catch every such value first (NUL, overlong text,
+    bad JSON); this is the net under it, so one bad cell can never fail a
+    whole chunk. Each attempt runs in a savepoint; a refused set is halved
+    until the refused rows stand alone (about log2(n) more writes per bad row).
+    Returns the summed result and the refused rows.
+    """
+    total, refused = WriteResult(), []
+    pending = [rows]
+    while pending:
+        part = pending.pop()
+        if not part:
+            continue
+        try:
+            with transaction.atomic():
+                result = writer.write(part)
+        except (DataError, psycopg.DataError) as exc:  # SQLSTATE class 22, or psycopg refusing a value
+            if len(part) > 1:
+                half = len(part) // 2
+                pending += [part[half:], part[:half]]
+                continue
+            row = part[0]
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            row.errors.append(RowError(row.line, "", "", f"PostgreSQL refused the row: {reason}"))
+            refused.append(row)
+            continue
+        total.created += result.created
+        total.updated += result.updated
+        total.unchanged += result.unchanged
+    return total, refused

@@ -8,7 +8,13 @@ from django.views.decorators.http import require_POST
 
 from .d1_client import d1_target_describe
 from .models import SyncRun, VerifyRun
-from .selectors import sync_pending_changes_count, sync_run_last, sync_state_get, verify_run_last
+from .selectors import (
+    sync_pending_changes_count,
+    sync_run_last,
+    sync_run_last_restore_point,
+    sync_state_get,
+    verify_run_last,
+)
 from .tasks import d1_sync_run_task, d1_verify_task
 
 RUN_PERMISSION = "sync.run_sync"
@@ -40,10 +46,15 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "requests",
         "retries",
         "bytes_sent",
+        "restore_point",
         "reason",
     )
     list_filter = ("status", "kind")
     readonly_fields = [f.name for f in SyncRun._meta.fields]
+
+    @admin.display(description="restore point")
+    def restore_point(self, obj: SyncRun) -> str:
+        return obj.bookmark or "-"
 
     def get_urls(self):
         urls = [
@@ -64,6 +75,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
             "sync_state": sync_state_get(),
             "sync_pending": sync_pending_changes_count(),
             "sync_last_verify": verify_run_last(),
+            "sync_last_restore_point": sync_run_last_restore_point(),
             "sync_can_run": request.user.has_perm(RUN_PERMISSION),
         }
         return super().changelist_view(request, extra_context)
@@ -79,7 +91,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
 
     @staticmethod
     def _enqueue(request: HttpRequest, task, label: str, **kwargs) -> None:
-        # Eager mode (no broker) runs it right here; a worker takes it otherwise.
+        # A worker takes it (tests run tasks eagerly, right here).
         task.delay(**kwargs)
         messages.success(request, f"{label} requested. Refresh this page to follow it.")
 

@@ -220,7 +220,9 @@ class RestTransport:
                 logger.warning("D1 request failed (%s); retry %d in %.2fs", exc, attempt + 1, delay)
                 self.retry.sleep(delay)
         raise D1UnavailableError(
-            self._safe(f"D1 unavailable after {self.retry.attempts} attempts at {self._where(endpoint)}: {last}")
+            self._safe(
+                f"D1 unavailable after {self.retry.attempts} attempts at {self._where(endpoint)}: {last}"
+            )
         )
 
     def _safe(self, text: str) -> str:

@@ -56,7 +56,6 @@ class SyncRun(models.Model):
         INCREMENTAL = "incremental"
         FULL = "full"
         REPAIR = "repair"
-        COMPARE = "compare", "full compare (SQLite fallback)"
         BENCHMARK = "benchmark", "benchmark (scratch engine)"
         PULL = "pull", "D1 pull (adopt D1 rows)"
 

@@ -51,8 +51,6 @@ def d1_last_successful_sync_started_at() -> datetime | None:
 
 
 def sync_pending_changes_count() -> int:
-    if connection.vendor != "postgresql":
-        return 0
     return SyncChange.objects.values("table_name", "row_id").distinct().count()
 
 
@@ -67,6 +65,11 @@ def sync_run_last() -> SyncRun | None:
         .order_by("-started_at", "-id")
         .first()
     )
+
+
+def sync_run_last_restore_point() -> SyncRun | None:
+    """The newest run that took a restore point before deleting D1 rows."""
+    return SyncRun.objects.exclude(bookmark="").order_by("-started_at", "-id").first()
 
 
 def verify_run_last() -> VerifyRun | None:
@@ -89,9 +92,7 @@ def industry_d1_attnames() -> list[str]:
 def _id_ordered(qs, field: str):
     # D1 (SQLite BINARY) orders text by UTF-8 bytes; PostgreSQL's "C" collation
     # does too, whatever the database's default collation is.
-    if connection.vendor == "postgresql":
-        return qs.alias(_cid=Collate(field, "C")).order_by("_cid")
-    return qs.order_by(field)
+    return qs.alias(_cid=Collate(field, "C")).order_by("_cid")
 
 
 def agents_rows_by_ids(ids: Sequence[str]) -> list[tuple]:
@@ -103,17 +104,10 @@ def agents_rows_all(*, chunk_size: int = 5000) -> Iterator[tuple]:
 
 
 def agents_rows_in_range(*, lo: str, hi: str | None) -> list[tuple]:
-    qs = Agent.objects.all()
-    if connection.vendor == "postgresql":
-        qs = qs.alias(_cid=Collate("id", "C")).filter(_cid__gte=lo)
-        if hi is not None:
-            qs = qs.filter(_cid__lt=hi)
-        qs = qs.order_by("_cid")
-    else:
-        qs = qs.filter(id__gte=lo)
-        if hi is not None:
-            qs = qs.filter(id__lt=hi)
-        qs = qs.order_by("id")
+    qs = Agent.objects.alias(_cid=Collate("id", "C")).filter(_cid__gte=lo)
+    if hi is not None:
+        qs = qs.filter(_cid__lt=hi)
+    qs = qs.order_by("_cid")
     return list(qs.values_list(*agent_d1_attnames()))
 
 

@@ -25,7 +25,6 @@ a deleted agent.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import threading
 import time
@@ -33,7 +32,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -45,9 +43,11 @@ from .d1_client import (
     REQUEST_MAX_BYTES,
     REQUEST_MAX_STATEMENTS,
     D1Client,
+    D1Error,
     D1StatementError,
     SqliteTransport,
     d1_client_from_settings,
+    d1_error_text,
     d1_target_describe,
 )
 from .d1_schema import migration_conflict_message
@@ -87,6 +87,7 @@ logger = logging.getLogger(__name__)
 
 # "EFD1": the advisory lock key shared by every D1 writer of this project.
 SYNC_LOCK_KEY = 0x45464431
+_sync_lock_state = threading.local()
 ID_CHUNK = 2000
 UNMANAGED_REPORT_MAX = 10_000
 VERIFY_RANGE_ROWS = 5000
@@ -144,36 +145,46 @@ def d1_sync_request(*, reason: str) -> None:
     transaction.on_commit(lambda: d1_sync_run_task.delay(reason=reason[:200]))
 
 
+def d1_changes_mark(*, rows: Sequence[tuple[str, str]]) -> None:
+    """Keep (table, id) pending for the next sync although PostgreSQL did not change them.
+
+    Runs in the caller's transaction: the rows become visible to a sync when it commits.
+    """
+    if not rows:
+        return
+    with connection.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO sync_change (table_name, row_id, op, xid, created_at)"
+            " VALUES (%s, %s, 'U', pg_current_xact_id()::text::bigint, now())",
+            list(rows),
+        )
+
+
 # --- locking ------------------------------------------------------------------------
 
 
 @contextmanager
 def sync_lock() -> Iterator[bool]:
-    """Yield True when this process holds the D1 writer lock, False when another one does."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s)", [SYNC_LOCK_KEY])
-            acquired = bool(cur.fetchone()[0])
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                with connection.cursor() as cur:
-                    cur.execute("SELECT pg_advisory_unlock(%s)", [SYNC_LOCK_KEY])
+    """Yield True when this process holds the D1 writer lock, False when another one does.
+
+    PostgreSQL advisory locks are re-entrant within a session, so a sync started in-process
+    by work that already holds the lock (a pull's import finishing, in eager mode) is told
+    False like any other second writer.
+    """
+    if getattr(_sync_lock_state, "held", False):
+        yield False
         return
-    # SQLite fallback (quick local run): a file lock next to the local D1.
-    path = Path(settings.D1_LOCAL_PATH).with_suffix(".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", [SYNC_LOCK_KEY])
+        acquired = bool(cur.fetchone()[0])
+    _sync_lock_state.held = acquired
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            _sync_lock_state.held = False
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", [SYNC_LOCK_KEY])
 
 
 # --- D1 schema migrations -------------------------------------------------------------
@@ -263,6 +274,8 @@ class Pusher:
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency) if self.concurrency > 1 else None
         self._slots = threading.BoundedSemaphore(self.concurrency * 2)
         self._futures: list[Future] = []
+        # Set by the first error that is not about a row (endpoint, credentials, budget): queued requests stop.
+        self._abort: BaseException | None = None
         self.request_max_bytes = int(getattr(settings, "SYNC_D1_REQUEST_MAX_BYTES", REQUEST_MAX_BYTES))
         self.builders = _builders()
 
@@ -328,6 +341,8 @@ class Pusher:
                 )
             self._count(counter, len(rows))
             return
+        if self._abort is not None:
+            return
         try:
             self.client.execute(statements)
         except D1StatementError as exc:
@@ -339,6 +354,10 @@ class Pusher:
                 for group in self._group(rebuild(part)):
                     self._run(group, table, counter, rebuild)
             return
+        except D1Error as exc:
+            # Not about a row: splitting or sending the next request would fail the same way.
+            self._abort = exc
+            raise
         self._count(counter, len(rows))
 
     def _count(self, counter: str, n: int) -> None:
@@ -347,9 +366,10 @@ class Pusher:
 
     def _fail(self, table: str, row: object, error: str) -> None:
         key = _row_key(row)
+        error = d1_error_text(error)
         logger.error("D1 rejected %s %s, skipped: %s", table, key, error)
         with self._lock:
-            self.result.failures.append({"table": table, "id": key, "error": error[:500]})
+            self.result.failures.append({"table": table, "id": key, "error": error})
 
 
 def _agent_prepared(values: Sequence[object], run_id: int) -> PreparedRow:
@@ -357,13 +377,14 @@ def _agent_prepared(values: Sequence[object], run_id: int) -> PreparedRow:
     return PreparedRow(values[0], f"({body},{version},{run_id})", (*values, version, run_id))
 
 
-def _agent_units(b: _Builders, rows: Iterable[PreparedRow]) -> Iterator[_Unit]:
-    for stmt in b.agents.statements(rows):
+def _agent_units(b: _Builders, rows: Iterable[PreparedRow], on_error=None) -> Iterator[_Unit]:
+    # on_error(key, reason): a row no statement can carry (over D1's 2 MB value limit) is reported, not fatal.
+    for stmt in b.agents.statements(rows, on_error):
         yield _Unit([stmt], stmt.rows)
 
 
-def _industry_units(b: _Builders, rows: Iterable[PreparedRow]) -> list[_Unit]:
-    return [_Unit([stmt], stmt.rows) for stmt in b.industries.statements(rows)]
+def _industry_units(b: _Builders, rows: Iterable[PreparedRow], on_error=None) -> list[_Unit]:
+    return [_Unit([stmt], stmt.rows) for stmt in b.industries.statements(rows, on_error)]
 
 
 def _agent_delete_units(b: _Builders, ids: Sequence[str], run_id: int) -> list[_Unit]:
@@ -386,7 +407,12 @@ def _industry_delete_units(b: _Builders, ids: Sequence[str]) -> list[_Unit]:
 
 
 class _RowPreparer:
-    """Prepares PostgreSQL rows for D1, diverting rows no literal can express to failures."""
+    """Prepares PostgreSQL rows for D1, diverting rows that cannot be rendered to failures.
+
+    Whatever rendering one row raises, that row is quarantined (reported on
+    the run, skipped, kept pending) and the sync goes on: one cell must never
+    stop every sync.
+    """
 
     def __init__(self, pusher: Pusher, run_id: int):
         self.pusher = pusher
@@ -395,34 +421,55 @@ class _RowPreparer:
     def agents(self, rows: Iterable[tuple]) -> Iterator[PreparedRow]:
         for values in rows:
             try:
-                yield _agent_prepared(values, self.run_id)
-            except UnencodableValue as exc:
-                self.pusher._fail("agents", values[0], str(exc))
+                prepared = _agent_prepared(values, self.run_id)
+            except Exception as exc:
+                self._quarantine("agents", values, exc)
+                continue
+            yield prepared
 
     def industries(self, rows: Iterable[tuple]) -> Iterator[PreparedRow]:
         for values in rows:
             try:
-                yield prepare_row(values)
-            except UnencodableValue as exc:
-                self.pusher._fail("industry_config", values[0], str(exc))
+                prepared = prepare_row(values)
+            except Exception as exc:
+                self._quarantine("industry_config", values, exc)
+                continue
+            yield prepared
+
+    def refused(self, table: str):
+        """on_error for UpsertBuilder.statements: a row no statement can carry."""
+        return lambda key, reason: self.pusher._fail(table, key, reason)
+
+    def _quarantine(self, table: str, values: Sequence[object], exc: Exception) -> None:
+        if isinstance(exc, UnencodableValue):
+            reason = f"cannot be written to D1: {exc}"
+        else:  # not foreseen: keep the traceback in the log, a short reason on the run
+            logger.exception("Rendering %s %s for D1 failed", table, values[0])
+            reason = f"cannot be written to D1 ({type(exc).__name__}: {exc})"
+        self.pusher._fail(table, values[0], reason)
 
 
 def _send_agents(pusher: Pusher, prep: _RowPreparer, rows: Iterable[tuple]) -> None:
     b = pusher.builders
 
-    def rebuild(part: Sequence[PreparedRow]) -> list[_Unit]:
-        return list(_agent_units(b, part))
+    refused = prep.refused("agents")
 
-    pusher.send(_agent_units(b, prep.agents(rows)), table="agents", counter="upserted", rebuild=rebuild)
+    def rebuild(part: Sequence[PreparedRow]) -> list[_Unit]:
+        return list(_agent_units(b, part, refused))
+
+    pusher.send(
+        _agent_units(b, prep.agents(rows), refused), table="agents", counter="upserted", rebuild=rebuild
+    )
 
 
 def _send_industries(pusher: Pusher, prep: _RowPreparer, rows: Iterable[tuple]) -> None:
     b = pusher.builders
+    refused = prep.refused("industry_config")
     pusher.send(
-        _industry_units(b, prep.industries(rows)),
+        _industry_units(b, prep.industries(rows), refused),
         table="industry_config",
         counter="upserted",
-        rebuild=lambda part: _industry_units(b, part),
+        rebuild=lambda part: _industry_units(b, part, refused),
     )
 
 
@@ -517,24 +564,34 @@ def sync_run_execute(
         started = time.monotonic()
         pusher = Pusher(client=client, concurrency=_concurrency(), dry_run=dry_run)
         try:
-            if connection.vendor == "postgresql":
-                _sync_postgresql(
-                    run=run,
-                    pusher=pusher,
-                    full=full,
-                    dry_run=dry_run,
-                    record_position=record_position,
-                    options=options,
-                )
-            else:
-                _sync_compare_fallback(run=run, pusher=pusher, full=full)
+            _sync_postgresql(
+                run=run,
+                pusher=pusher,
+                full=full,
+                dry_run=dry_run,
+                record_position=record_position,
+                options=options,
+            )
         except Exception as exc:
             logger.exception("D1 sync #%s failed", run.pk)
             run.status = SyncRun.Status.FAILED
-            run.error = f"{type(exc).__name__}: {exc}"[:4000]
+            run.error = d1_error_text(exc, limit=4000)
         finally:
             pusher.close()
             result = pusher.result
+            if (
+                run.status == SyncRun.Status.PARTIAL
+                and result.failures
+                and not (result.upserted or result.deleted)
+            ):
+                # Nothing landed: calling that partial would let cron and `sync_d1` report success.
+                run.status = SyncRun.Status.FAILED
+                first = result.failures[0]
+                run.error = d1_error_text(
+                    f"every write failed ({len(result.failures):,} rows rejected; first: {first['table']} "
+                    f"{first['id']}: {first['error']})" + (f"; {run.error}" if run.error else ""),
+                    limit=4000,
+                )
             stats = client.stats
             run.rows_upserted = result.upserted
             run.rows_deleted = result.deleted
@@ -581,7 +638,7 @@ def _restore_point(run: SyncRun, client: D1Client, why: str) -> None:
 
 
 def _bookmark_deletes_threshold() -> int:
-    return int(getattr(settings, "SYNC_D1_BOOKMARK_DELETES", 1000))
+    return settings.SYNC_D1_BOOKMARK_DELETES
 
 
 def _sync_postgresql(
@@ -653,15 +710,9 @@ def _sync_postgresql(
                 " AND pg_visible_in_snapshot(xid::text::xid8, %s::pg_snapshot)",
                 [snapshot, snapshot],
             )
-            # Skipped rows and unmanaged rows left alone stay pending so a later sync retries them.
-            pending = [(f["table"], f["id"]) for f in failures if f["id"] is not None]
-            pending += [("agents", i) for i in run.unmanaged_kept]
-            if pending:
-                cur.executemany(
-                    "INSERT INTO sync_change (table_name, row_id, op, xid, created_at)"
-                    " VALUES (%s, %s, 'U', pg_current_xact_id()::text::bigint, now())",
-                    pending,
-                )
+        # Skipped rows and unmanaged rows left alone stay pending so a later sync retries them.
+        pending = [(f["table"], f["id"]) for f in failures if f["id"] is not None]
+        d1_changes_mark(rows=pending + [("agents", i) for i in run.unmanaged_kept])
         state.position_xmin = xmin
         state.position_snapshot = snapshot
         state.last_success_run = run
@@ -742,25 +793,6 @@ def _push_full(
     if gone:
         pusher.wait()
         _send_industry_deletes(pusher, gone)
-
-
-def _sync_compare_fallback(*, run: SyncRun, pusher: Pusher, full: bool) -> None:
-    """SQLite fallback for a quick local run (no triggers, no snapshots): compare, then push the difference.
-
-    PostgreSQL is the supported path; this compares per-id-range checksums
-    with D1 and re-pushes drifted ranges, which is exact but reads every row.
-    """
-    run.kind = SyncRun.Kind.FULL if full else SyncRun.Kind.COMPARE
-    prep = _RowPreparer(pusher, run.pk)
-    if full:
-        _push_full(run=run, pusher=pusher, prep=prep, dry_run=pusher.dry_run, prune=False, unknown=())
-    else:
-        report = _compare(client=pusher.client)
-        _repair(report=report, pusher=pusher, prep=prep, run=run, prune=False)
-    pusher.wait()
-    run.status = SyncRun.Status.PARTIAL if pusher.result.failures else SyncRun.Status.SUCCESS
-    if pusher.dry_run:
-        run.status = SyncRun.Status.DRY_RUN
 
 
 # --- verification -------------------------------------------------------------------
@@ -891,7 +923,7 @@ def d1_verify(*, repair: bool = False, prune: bool = False, client: D1Client | N
             verify.clean = _compare(client=client).clean
     except Exception as exc:
         logger.exception("D1 verification failed")
-        verify.error = f"{type(exc).__name__}: {exc}"[:4000]
+        verify.error = d1_error_text(exc, limit=4000)
         verify.clean = False
     finally:
         verify.finished_at = timezone.now()
@@ -920,7 +952,7 @@ def _verify_repair(*, report: _CompareReport, client: D1Client, prune: bool) -> 
             run.status = SyncRun.Status.PARTIAL if pusher.result.failures else SyncRun.Status.SUCCESS
         except Exception as exc:
             run.status = SyncRun.Status.FAILED
-            run.error = f"{type(exc).__name__}: {exc}"[:4000]
+            run.error = d1_error_text(exc, limit=4000)
             raise
         finally:
             pusher.close()

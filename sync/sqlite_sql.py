@@ -66,7 +66,12 @@ def d1_value(value: object) -> object:
 
 def json_text(value: object) -> str:
     # Compact and non-ASCII kept as is: D1 JSON columns hold plain text.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (ValueError, TypeError, RecursionError) as exc:
+        # NaN/Infinity (jsonb keeps 1 followed by 400 digits then .5; Python reads it as inf),
+        # a key or value JSON has no form for, nesting past the interpreter's depth.
+        raise UnencodableValue(f"JSON value cannot be written: {exc}") from exc
 
 
 def _decimal_text(value: Decimal) -> str:

@@ -69,6 +69,8 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("imports_importjob_start", IMPORTER),
     Endpoint("imports_importjob_progress", ALL, obj="job"),
     Endpoint("imports_importjob_rejected", ALL, obj="job"),
+    # Same permission as the rejected-rows download: both come from one CSV writer.
+    Endpoint("imports_importjob_warnings", ALL, obj="job"),
     Endpoint("imports_importjob_cancel", IMPORTER, method="post", obj="job", ok=302),
     Endpoint("imports_importjob_resume", IMPORTER, method="post", obj="job", ok=302),
     *_model_pages("sync_syncrun", "syncrun"),

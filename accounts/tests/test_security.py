@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from accounts.throttle import login_throttle_key, login_throttle_reset
+from accounts.throttle import login_throttle_reset
 from agents.resources import CONTACT_COLUMNS, D1_AGENT_COLUMNS
 from agents.tests.factories import AgentFactory
 
@@ -68,10 +68,11 @@ def test_export_escapes_formulae(client, admin_user):
 @pytest.fixture
 def staff_user(db):
     user = get_user_model().objects.create_user("staffer", password="Right-Password-1", is_staff=True)
-    key = login_throttle_key(username="staffer", ip="127.0.0.1")
-    login_throttle_reset(key)
+    for ip in ("127.0.0.1", "10.0.0.9"):
+        login_throttle_reset(username="staffer", ip=ip)
     yield user
-    login_throttle_reset(key)
+    for ip in ("127.0.0.1", "10.0.0.9"):
+        login_throttle_reset(username="staffer", ip=ip)
 
 
 def _login(client, password, username="staffer", ip="127.0.0.1"):
@@ -126,6 +127,7 @@ def test_check_deploy_is_clean_on_production_settings():
         "DJANGO_SETTINGS_MODULE": "estateflow.settings.production",
         "DJANGO_SECRET_KEY": "x" * 20 + "-Not-Real-But-Long-Enough-For-The-Deploy-Check-0123456789",
         "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/estateflow"),
+        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15"),
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -143,6 +145,9 @@ def test_production_settings_cookies_hsts_and_upload_limits(monkeypatch):
     from importlib import import_module
 
     monkeypatch.setenv("DJANGO_SECRET_KEY", "not-used-only-imported")
+    # Production has no local defaults for these two.
+    monkeypatch.setenv("DATABASE_URL", "postgres://app@db.example:5432/estateflow")
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://redis.example:6379/0")
     prod = import_module("estateflow.settings.production")
     assert prod.SESSION_COOKIE_SECURE and prod.CSRF_COOKIE_SECURE and prod.SESSION_COOKIE_HTTPONLY
     assert prod.SECURE_HSTS_SECONDS >= 31_536_000 and prod.SECURE_SSL_REDIRECT

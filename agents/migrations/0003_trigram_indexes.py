@@ -7,8 +7,8 @@
   so the indexes are on that exact expression; an OR over the five fields
   becomes a BitmapOr of five index scans.
 
-The trigram indexes are PostgreSQL-only and stay out of Django's model state
-(Meta.indexes): on the SQLite fallback the operation is a no-op.
+The trigram indexes stay out of Django's model state (Meta.indexes): Django
+cannot express an index on UPPER(col) with gin_trgm_ops.
 """
 
 from django.db import migrations, models
@@ -21,8 +21,6 @@ def _index_name(field: str) -> str:
 
 
 def trigram_indexes_create(apps, schema_editor) -> None:
-    if schema_editor.connection.vendor != "postgresql":
-        return
     schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for field in TRIGRAM_FIELDS:
         # Field names come from TRIGRAM_FIELDS above, never from input.
@@ -33,8 +31,6 @@ def trigram_indexes_create(apps, schema_editor) -> None:
 
 
 def trigram_indexes_drop(apps, schema_editor) -> None:
-    if schema_editor.connection.vendor != "postgresql":
-        return
     for field in TRIGRAM_FIELDS:
         schema_editor.execute(f"DROP INDEX IF EXISTS {_index_name(field)}")
 

@@ -88,16 +88,64 @@ def test_change_view_rejects_invalid_values(admin_client):
         "specializations",
     ):
         data[key] = json.dumps(data[key])
-    data.update({"state": "CA", "industry": "mortgage", "profession": "loan_officer",
-                 "license_number": "NOT-NMLS", "ghost_profile": ""})  # fmt: skip
+    data.update({"state": "CA", "industry": "mortgage", "profession": "plumber",
+                 "license_number": "98765", "ghost_profile": ""})  # fmt: skip
     response = admin_client.post(f"{CHANGELIST}{agent.pk}/change/", data)
     assert response.status_code == 200
-    assert "not a valid NMLS ID" in response.content.decode()
-    data["license_number"] = "98765"
+    assert "does not belong to mortgage" in response.content.decode()
+    data["profession"] = "loan_officer"
     response = admin_client.post(f"{CHANGELIST}{agent.pk}/change/", data)
     assert response.status_code == 302
     agent.refresh_from_db()
     assert agent.license_number == "98765" and agent.industry_id == "mortgage"
+
+
+def test_doubtful_licence_and_phone_save_with_warnings(admin_client):
+    agent = AgentFactory(industry_id="mortgage", profession="loan_officer", phone="415-555-0123")
+    AgentFactory(
+        industry_id="mortgage", profession="loan_officer", state=agent.state, license_number="MTG34567"
+    )
+    response = admin_client.get(f"{CHANGELIST}{agent.pk}/change/")
+    form = response.context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k != "photo"}
+    for key, value in data.items():
+        if isinstance(value, list | dict):
+            data[key] = json.dumps(value)
+    data.update({"license_number": "MTG34567", "phone": "555-0001", "ghost_profile": ""})
+    response = admin_client.post(f"{CHANGELIST}{agent.pk}/change/", data, follow=True)
+    assert response.redirect_chain and response.redirect_chain[0][1] == 302
+    agent.refresh_from_db()
+    assert (agent.license_number, agent.phone) == ("MTG34567", "555-0001")
+    shown = [(m.level_tag, m.message) for m in response.context["messages"]]
+    warnings = [text for level, text in shown if level == "warning"]
+    assert any("not a recognised NMLS ID" in w for w in warnings), shown
+    assert any("shared by 2 agents" in w for w in warnings), shown
+    assert any("phone" in w and "10-digit" in w for w in warnings), shown
+    # A clean licence and phone: saved without a warning.
+    data.update({"license_number": "1234567", "phone": "(415) 555-0123"})
+    response = admin_client.post(f"{CHANGELIST}{agent.pk}/change/", data, follow=True)
+    assert not [m for m in response.context["messages"] if m.level_tag == "warning"]
+
+
+def test_licence_format_filter(admin_client):
+    recognised = [
+        AgentFactory(name="Npn Digits", industry_id="insurance", license_number="12345"),
+        AgentFactory(name="Free Text Realtor", industry_id="real_estate", license_number="RE123456"),
+    ]
+    unrecognised = [
+        AgentFactory(name="Npn Letters", industry_id="insurance", license_number="INS45678"),
+        AgentFactory(name="Nmls Leading Zero", industry_id="mortgage", license_number="0123"),
+        # The pattern must match the whole licence, not a part of it.
+        AgentFactory(name="Crd Too Long", industry_id="financial", license_number="123456789"),
+    ]
+    AgentFactory(name="No Licence", industry_id="insurance", license_number=None)
+    AgentFactory(name="Empty Licence", industry_id="insurance", license_number="")
+    for value, expected in (("recognised", recognised), ("unrecognised", unrecognised)):
+        response = admin_client.get(f"{CHANGELIST}?licence_format={value}")
+        assert response.status_code == 200
+        listed = {a.pk for a in response.context["cl"].result_list}
+        assert listed == {a.pk for a in expected}, value
+    assert "licence format" in response.content.decode()
 
 
 def _export(admin_client, file_format: int) -> bytes:

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import environ
 
+from estateflow.database import postgres_database
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -32,7 +34,9 @@ LOCAL_APPS = [
     "assets",
     "accounts",
 ]
-INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+# Ours before third-party apps: a project command of the same name wins (imports/ replaces
+# django-import-export's `import` and `export`, which would bypass the import pipeline).
+INSTALLED_APPS = DJANGO_APPS + LOCAL_APPS + THIRD_PARTY_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -62,13 +66,14 @@ TEMPLATES = [
     },
 ]
 
-# PostgreSQL is the production and test database; a quick local run without
-# DATABASE_URL falls back to a SQLite file under var/ (agents.apps logs a warning).
+# PostgreSQL only (estateflow.database refuses any other URL). Unset, DATABASE_URL means the
+# usual local server; `make run`, `make test` and `make worker` always set it (estateflow.services_local).
+LOCAL_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/estateflow"
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+    "default": postgres_database(
+        env("DATABASE_URL", default=LOCAL_DATABASE_URL), conn_max_age=env.int("CONN_MAX_AGE", default=0)
+    ),
 }
-DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -108,15 +113,22 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
-# Admin login: this many failures for one username from one IP lock it for LOGIN_THROTTLE_LOCK_SECONDS.
+# Admin login (accounts.throttle): this many failed attempts for one username from one address lock
+# that username from that address, and LOGIN_THROTTLE_IP_FAILURES across usernames lock the address,
+# both for LOGIN_THROTTLE_LOCK_SECONDS.
 LOGIN_THROTTLE_FAILURES = env.int("LOGIN_THROTTLE_FAILURES", default=5)
+LOGIN_THROTTLE_IP_FAILURES = env.int("LOGIN_THROTTLE_IP_FAILURES", default=30)
 LOGIN_THROTTLE_LOCK_SECONDS = env.int("LOGIN_THROTTLE_LOCK_SECONDS", default=15 * 60)
+# Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed. Empty: the client
+# address is REMOTE_ADDR. Behind a proxy, list it here, or every login shares the proxy's address.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
 # --- Celery -----------------------------------------------------------------
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
+# Tasks always go through a broker (imports, syncs and rollbacks are built for real workers); only
+# the test settings run them in-process. Unset means the usual local Redis, like DATABASE_URL.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default="")
-# Without a broker, tasks run in-process so a quick local run still works.
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -138,6 +150,23 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 IMPORT_CHUNK_SOFT_TIME_LIMIT = env.int("IMPORT_CHUNK_SOFT_TIME_LIMIT", default=600)
 # Transient chunk failures retry after base * 2**attempt seconds (capped at 30 s).
 IMPORT_RETRY_BASE_DELAY = env.float("IMPORT_RETRY_BASE_DELAY", default=1.0)
+# What one import may hold in memory or time (README "Import limits"). They keep a planner
+# and a chunk worker under ~300 MB whatever the (≤ 512 MB) upload holds; past them a row
+# becomes a row error, or the file is refused with a message naming the limit.
+IMPORT_MAX_ROW_BYTES = env.int(
+    "IMPORT_MAX_ROW_BYTES", default=1024 * 1024
+)  # one record (D1 rows stop at 2 MB)
+IMPORT_MAX_COLUMNS = env.int("IMPORT_MAX_COLUMNS", default=500)  # fields of one record, header included
+IMPORT_CHUNK_MAX_BYTES = env.int(
+    "IMPORT_CHUNK_MAX_BYTES", default=8 * 1024 * 1024
+)  # a chunk ends at this size
+IMPORT_XLSX_MAX_SHARED_STRINGS = env.int("IMPORT_XLSX_MAX_SHARED_STRINGS", default=4_000_000)
+IMPORT_XLSX_MAX_SHARED_STRINGS_BYTES = env.int(
+    "IMPORT_XLSX_MAX_SHARED_STRINGS_BYTES", default=64 * 1024 * 1024
+)
+IMPORT_JSON_MAX_KEYS = env.int("IMPORT_JSON_MAX_KEYS", default=500)  # keys of one JSON object
+IMPORT_JSON_MAX_DEPTH = env.int("IMPORT_JSON_MAX_DEPTH", default=32)  # nesting of one JSON value
+IMPORT_PLAN_TIME_LIMIT = env.int("IMPORT_PLAN_TIME_LIMIT", default=1800)  # seconds to read and plan a file
 
 # --- Cloudflare D1 (sync app) ----------------------------------------------
 # With D1_DATABASE_ID set the sync talks to Cloudflare's REST API; without
@@ -148,6 +177,11 @@ CLOUDFLARE_API_TOKEN = env("CLOUDFLARE_API_TOKEN", default="")
 CLOUDFLARE_BASE_URL = env("CLOUDFLARE_BASE_URL", default="https://api.cloudflare.com/client/v4")
 D1_LOCAL_PATH = env("D1_LOCAL_PATH", default=str(VAR_DIR / "d1-local.sqlite3"))
 SYNC_D1_INTERVAL_SECONDS = env.int("SYNC_D1_INTERVAL_SECONDS", default=300)
+# A sync that deletes more D1 agents than this takes a Time Travel bookmark first (pruning always does).
+SYNC_D1_BOOKMARK_DELETES = env.int("SYNC_D1_BOOKMARK_DELETES", default=1000)
+# HTTP requests (retries included) one sync or verification may send before it stops with an
+# error: a 500,000-agent full sync needs about 1,000, so hitting this means a storm, not work.
+SYNC_D1_MAX_REQUESTS_PER_RUN = env.int("SYNC_D1_MAX_REQUESTS_PER_RUN", default=50_000)
 
 # --- Cloudflare R2 (assets app) ---------------------------------------------
 R2_ACCOUNT_ID = env("R2_ACCOUNT_ID", default="")

@@ -1,10 +1,17 @@
 """Production: every secret from the environment, HTTPS-only cookies, HSTS."""
 
+from estateflow.database import postgres_database
+
 from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
+# No local defaults in production: the database and the broker must be named.
+DATABASES = {
+    "default": postgres_database(env("DATABASE_URL"), conn_max_age=env.int("CONN_MAX_AGE", default=0)),
+}
+CELERY_BROKER_URL = env("CELERY_BROKER_URL")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["backoffice.estateflow.example"])
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

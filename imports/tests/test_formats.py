@@ -102,7 +102,9 @@ def test_json_errors(text, message):
     ("head", "declared", "problem"),
     [
         (b"PK\x03\x04rest", "csv", "ZIP/XLSX archive"),
-        (b"id,name\n1,\x00\x01", "csv", "binary content"),
+        (b"id,name\n1," + bytes(range(32)) * 4, "csv", "binary content"),
+        ("id,name\n".encode("utf-16-le"), "csv", "binary content"),
+        (b"id,name\n1,a\x00b\n", "csv", None),  # a stray NUL in a text file: a row error later
         (b"id,name\n", "xlsx", "not an XLSX"),
         (b"{}", "json", "array of objects"),
         (b"id,name\n1,a\n", "csv", None),

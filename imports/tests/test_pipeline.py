@@ -23,11 +23,16 @@ def test_old_system_format_imports_as_is():
         'a-2,"Smith, Jr., Ann",NMLS 1,ann@example.com,,mortgage,TX,Austin',
         "a-3,Bo Li,77,bo@example.com,,insurance,NY,Albany",
     ))  # fmt: skip
-    assert job.status == ImportJob.Status.COMPLETED_WITH_ERRORS
-    assert (job.created_rows, job.failed_rows) == (2, 1)
-    error = job.row_errors.get()
-    assert (error.line, error.column) == (3, "license_number")
-    assert "NMLS ID" in error.message and error.value == "NMLS 1"
+    # An off-pattern licence and an odd phone are imported, with warnings naming line and column.
+    assert job.status == ImportJob.Status.COMPLETED
+    assert (job.created_rows, job.failed_rows, job.warned_rows) == (3, 0, 2)
+    assert not job.row_errors.filter(severity=ImportRowError.Severity.ERROR).exists()
+    warning = job.row_errors.get(severity=ImportRowError.Severity.WARNING, line=3)
+    assert warning.column == "license_number"
+    assert "NMLS ID" in warning.message and warning.value == "NMLS 1"
+    phone = job.row_errors.get(severity=ImportRowError.Severity.WARNING, line=2)
+    assert (phone.column, phone.value) == ("phone", "+1 555 0100") and "10-digit" in phone.message
+    assert Agent.objects.get(pk="a-2").license_number == "NMLS 1"
     agent = Agent.objects.get(pk="a-1")
     assert (agent.name, agent.state, agent.industry_id, agent.city) == (
         "José O'Brien",
@@ -113,17 +118,52 @@ def test_duplicate_keys_in_a_file_later_row_wins_across_chunks():
 
 
 def test_same_licence_with_two_ids_in_one_file_is_not_a_database_error():
+    # Each row has its own id, so both are agents of their own; the shared licence is a warning.
     job = run_import(csv_text("id,name,state,industry,license_number",
                               "z-1,First,CA,real_estate,RE-9", "z-2,Second,CA,real_estate,RE-9"))  # fmt: skip
-    assert (job.created_rows, job.failed_rows) == (1, 1)
-    assert Agent.objects.get(license_number="RE-9").pk == "z-2"
+    assert (job.created_rows, job.failed_rows, job.warned_rows) == (2, 0, 2)
+    assert set(Agent.objects.filter(license_number="RE-9").values_list("pk", flat=True)) == {"z-1", "z-2"}
+    warnings = job.row_errors.filter(severity=ImportRowError.Severity.WARNING).order_by("line")
+    assert [(w.line, w.column) for w in warnings] == [(2, "license_number"), (3, "license_number")]
+    assert all(w.message == "licence RE-9 is shared by 2 agents in CA real_estate" for w in warnings)
 
 
-def test_licence_owned_by_another_agent_is_a_row_error():
+def test_licence_held_by_another_agent_is_a_warning_when_the_row_has_an_id():
     AgentFactory(id="owner", industry_id="real_estate", state="CA", license_number="RE-1")
     job = run_import(csv_text("id,name,state,industry,license_number", "other,Other,CA,real_estate,RE-1"))
+    assert (job.created_rows, job.failed_rows, job.warned_rows) == (1, 0, 1)
+    warning = job.row_errors.get()
+    assert warning.severity == ImportRowError.Severity.WARNING
+    assert (
+        warning.column == "license_number"
+        and warning.message == "licence RE-1 is shared by 2 agents in CA real_estate"
+    )
+    assert Agent.objects.get(pk="owner").name != "Other"
+
+
+def test_row_without_id_on_a_shared_licence_is_rejected_asking_for_the_id():
+    for i in range(3):
+        AgentFactory(
+            id=f"sh-{i}", name=f"Holder {i}", industry_id="real_estate", state="FL", license_number="RE123456"
+        )
+    job = run_import(csv_text("name,industry,state,license_number", "Who Am I,real_estate,FL,RE123456"))
+    assert (job.created_rows, job.updated_rows, job.failed_rows) == (0, 0, 1)
     error = job.row_errors.get()
-    assert error.column == "license_number" and "already belongs to agent owner" in error.message
+    assert (error.severity, error.line, error.column, error.value) == (
+        "error",
+        2,
+        "license_number",
+        "RE123456",
+    )
+    assert error.message == "3 agents share licence RE123456 in FL real_estate; give the id"
+    assert not Agent.objects.filter(name="Who Am I").exists()
+    # Given the id, the same row updates that one agent (and is warned about the shared licence).
+    job = run_import(
+        csv_text("id,name,industry,state,license_number", "sh-1,Who Am I,real_estate,FL,RE123456")
+    )
+    assert (job.updated_rows, job.failed_rows, job.warned_rows) == (1, 0, 1)
+    assert Agent.objects.get(pk="sh-1").name == "Who Am I"
+    assert "shared by 3 agents" in job.row_errors.get().message
 
 
 def test_modes():

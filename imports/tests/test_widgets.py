@@ -60,3 +60,54 @@ def test_text_widget():
     assert TextWidget().clean("  x  ") == "x"
     assert TextWidget().clean("   ") is None
     assert TextWidget().clean(12345.0) == "12345"
+
+
+OVERFLOWING = "1" + "0" * 400 + ".5"  # jsonb keeps it; Python's json reads it as inf
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[NaN]", "NaN is not a JSON number"),
+        ('{"a": Infinity}', "Infinity is not a JSON number"),
+        ("[-Infinity]", "-Infinity is not a JSON number"),
+        (f"[{OVERFLOWING}]", "is too large"),
+        ("[1e400]", "is too large"),
+        ('["a\\u0000b"]', "NUL"),
+        ('{"\\u0000": 1}', "NUL"),
+        ('["\\ud800"]', "unpaired surrogate"),
+        ('["x\\udfffy"]', "unpaired surrogate"),
+        ("[" * 33 + "]" * 33, "nested deeper than 32"),
+        ("[" * 200_000 + "]" * 200_000, "nested deeper than 32"),  # json.loads alone: RecursionError
+        ('[{"a": ' * 20 + "1" + "}]" * 20, "nested deeper than 32"),
+    ],
+)
+def test_json_widget_refuses_what_postgres_or_a_json_encoder_cannot_take(text, message):
+    with pytest.raises(ValueError, match=message):
+        JSONWidget(expected=list | dict).clean(text)
+
+
+def test_json_widget_refuses_native_values_the_same_way():
+    with pytest.raises(ValueError, match="not a JSON number"):
+        JSONWidget(expected=list).clean([1.0, float("nan")])
+    with pytest.raises(ValueError, match="NUL"):
+        JSONWidget(expected=dict).clean({"k": ["a\x00"]})
+    deep: list = []
+    for _ in range(40):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nested deeper than 32"):
+        JSONWidget(expected=list).clean(deep)
+
+
+def test_json_widget_keeps_what_is_fine_near_the_edges():
+    assert JSONWidget(expected=list).clean('["\\ud83d\\ude00", "[[[[", 1.5e300]') == ["😀", "[[[[", 1.5e300]
+    assert JSONWidget(expected=list).clean("[" * 32 + "]" * 32) is not None
+    assert JSONWidget(expected=list).clean('["' + "[" * 100 + '"]') == ["[" * 100]  # brackets in a string
+    assert JSONWidget(expected=list).clean("[1" + "0" * 400 + "]") == [10**400]  # an integer stays exact
+
+
+def test_json_widget_depth_limit_is_a_setting(settings):
+    settings.IMPORT_JSON_MAX_DEPTH = 3
+    with pytest.raises(ValueError, match="nested deeper than 3"):
+        JSONWidget(expected=list).clean("[[[[1]]]]")
+    assert JSONWidget(expected=list).clean("[[[1]]]") == [[[1]]]

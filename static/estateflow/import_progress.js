@@ -26,6 +26,7 @@
     set("ef-updated", fmt(data.updated));
     set("ef-unchanged", fmt(data.unchanged));
     set("ef-failed", fmt(data.failed));
+    set("ef-warned", fmt(data.warned));
     set("ef-rate", data.rows_per_second ? fmt(Math.round(data.rows_per_second)) + " rows/s" : "");
     set("ef-eta", data.eta_seconds !== null ? "ETA " + Math.round(data.eta_seconds) + " s" : "");
     if (data.rollback) {

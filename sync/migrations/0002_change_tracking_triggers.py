@@ -7,9 +7,6 @@ per row. Updates that leave the whole row unchanged are not logged.
 
 TRUNCATE is not tracked (transition tables do not exist for it); after a
 TRUNCATE run `manage.py sync_d1 --full`.
-
-PostgreSQL only: the SQLite fallback of a quick local run syncs by full
-comparison instead (see sync.services).
 """
 
 from django.db import migrations
@@ -77,15 +74,11 @@ DROP FUNCTION IF EXISTS sync_track_{table}_del();
 
 
 def triggers_create(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
     for table, key in TABLES.items():
         schema_editor.execute(_sql_create(table, key))
 
 
 def triggers_drop(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
     for table in TABLES:
         schema_editor.execute(_sql_drop(table))
 

@@ -3,12 +3,19 @@
 Stands in for Cloudflare's network misbehaving: at `rate`, a request gets a
 429 with retry-after, a 500/503, a response slower than the client's
 timeout, or a dropped connection (before or after the engine applied it).
+
+Misconfigurations (`MISCONFIGURED`, given as `always=` or in `script`): a
+404 like a wrong account or database id, a 200 page that is not JSON, a 200
+whose JSON is a list, every statement refused (400 / 7500), and endpoints
+that echo the request's Authorization header back in their error text.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -17,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 
 FAULTS = ("429", "500", "503", "slow", "drop_before", "drop_after")
+WRITE = re.compile(rb'"sql":\s*"\s*(INSERT|DELETE|UPDATE|REPLACE)', re.IGNORECASE)
+MISCONFIGURED = ("404", "non_json", "json_list", "sql_400", "echo_auth_400", "echo_auth_404")
 
 
 class FaultProxy:
@@ -28,10 +37,16 @@ class FaultProxy:
         seed: int = 7,
         slow_seconds: float = 1.5,
         script: list[str | None] | None = None,
+        always: str | None = None,
+        writes_only: bool = False,
     ):
         self.target = target.rstrip("/")
         # Faults to apply to the first requests, in order, before `rate` takes over.
         self.script = list(script or [])
+        # A fault for every request after the script (a misconfigured endpoint stays misconfigured).
+        self.always = always
+        # Fault only requests that write (reads pass through): a target that refuses the push itself.
+        self.writes_only = writes_only
         self.rate = rate
         self.slow_seconds = slow_seconds
         self.random = random.Random(seed)
@@ -55,14 +70,19 @@ class FaultProxy:
         self.server.shutdown()
         self.server.server_close()
 
-    def pick(self) -> str | None:
+    def pick(self, body: bytes = b"") -> str | None:
         with self.lock:
             self.counts["requests"] += 1
+            if self.writes_only and not WRITE.search(body):
+                return None
             if self.script:
                 fault = self.script.pop(0)
                 if fault:
                     self.counts[fault] += 1
                 return fault
+            if self.always:
+                self.counts[self.always] += 1
+                return self.always
             if self.random.random() >= self.rate:
                 return None
             fault = self.random.choice(FAULTS)
@@ -78,9 +98,40 @@ class FaultProxy:
             def log_message(self, *args):  # quiet test output
                 pass
 
+            def answer(self, status: int, payload: bytes, content_type: str = "application/json"):
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(payload)
+
+            def misconfigured(self, fault: str) -> None:
+                def envelope(code: int, message: str) -> bytes:
+                    errors = [{"code": code, "message": message}]
+                    return json.dumps({"result": None, "success": False, "errors": errors}).encode()
+
+                auth = self.headers.get("authorization", "")
+                if fault == "404":
+                    self.answer(404, envelope(7404, f"no route for {self.path}"))
+                elif fault == "non_json":
+                    self.answer(200, b"<html><body>Sign in to continue</body></html>", "text/html")
+                elif fault == "json_list":
+                    self.answer(200, b"[]")
+                elif fault == "sql_400":
+                    self.answer(400, envelope(7500, "no such table: agents: SQLITE_ERROR"))
+                elif fault == "echo_auth_400":
+                    message = f'near "x": syntax error: SQLITE_ERROR (request had authorization: {auth})'
+                    self.answer(400, envelope(7500, message))
+                elif fault == "echo_auth_404":
+                    self.answer(404, envelope(7404, f"unknown database; you sent authorization: {auth}"))
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                fault = proxy.pick()
+                fault = proxy.pick(body)
+                if fault in MISCONFIGURED:
+                    self.misconfigured(fault)
+                    return
                 if fault in ("429", "500", "503"):
                     payload = (
                         b'{"result":null,"success":false,"errors":[{"code":10000,"message":"injected"}]}'

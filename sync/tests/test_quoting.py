@@ -104,6 +104,19 @@ def test_unencodable_values_are_refused_not_mangled():
     assert json_text({"é": "😀"}) == '{"é":"😀"}'
 
 
+@pytest.mark.parametrize(
+    "value",
+    [[float("inf")], {"max": float("nan")}, [1e308 * 10], {("tuple", "key"): 1}, [{1, 2}]],
+    ids=["inf", "nan", "overflow", "tuple-key", "set"],
+)
+def test_json_no_encoder_can_write_is_unencodable_not_a_bare_error(value):
+    """What reaches json_text from jsonb (`1` + 400 digits + `.5` reads back as inf) must be refusable per row."""
+    with pytest.raises(UnencodableValue):
+        json_text(value)
+    with pytest.raises(UnencodableValue):
+        sql_literal(value)
+
+
 ROWS = st.lists(
     st.tuples(
         TEXT,

@@ -311,6 +311,8 @@ def test_two_syncs_never_run_at_once(seeded):
         assert run.status == SyncRun.Status.SKIPPED
         assert d1_last_successful_sync_started_at() is None
     finally:
+        # Unlock explicitly: a closed connection's backend may still hold the lock for a moment.
+        other.execute("SELECT pg_advisory_unlock(%s)", [SYNC_LOCK_KEY])
         other.close()
     ok = sync_run_execute(reason="free")
     assert ok.status == SyncRun.Status.SUCCESS

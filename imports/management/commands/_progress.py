@@ -2,7 +2,7 @@
 
 import time
 
-from imports.models import ImportJob
+from imports.models import ImportJob, ImportRowError
 from imports.selectors import import_job_errors, import_job_progress
 
 EXIT_OK, EXIT_FAILED, EXIT_WITH_REJECTED = 0, 1, 2
@@ -19,6 +19,7 @@ def job_summary(job: ImportJob) -> dict:
         "updated": progress.updated,
         "unchanged": progress.unchanged,
         "failed": progress.failed,
+        "warned": progress.warned,
         "rows_per_second": progress.rows_per_second,
         "elapsed_seconds": progress.elapsed_seconds,
         "error_message": job.error_message,
@@ -26,6 +27,11 @@ def job_summary(job: ImportJob) -> dict:
         "errors": [
             {"line": e.line, "column": e.column, "message": e.message}
             for e in import_job_errors(job=job, limit=100)
+        ],
+        # Imported rows' doubts (licence format, shared licence, phone): never change the exit code.
+        "row_warnings": [
+            {"line": e.line, "column": e.column, "message": e.message}
+            for e in import_job_errors(job=job, limit=100, severity=ImportRowError.Severity.WARNING)
         ],
     }
 

@@ -10,6 +10,9 @@ from imports.services import ImportRequestError, import_job_create
 
 from ._progress import job_exit_code, job_summary, job_wait
 
+# 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C.
+EXIT_INTERRUPTED = 130
+
 
 class Command(BaseCommand):
     help = (
@@ -56,7 +59,15 @@ class Command(BaseCommand):
                 json.dumps({"job_id": job.pk}) if options["json"] else f"Import job {job.pk} started"
             )
             return
-        job = job_wait(job, stream=self.stderr, show_bar=not options["json"] and self.stderr.isatty())
+        try:
+            job = job_wait(job, stream=self.stderr, show_bar=not options["json"] and self.stderr.isatty())
+        except KeyboardInterrupt:
+            # Ctrl-C stops the waiting, not the job: the workers carry on, so say how to find it again.
+            self.stderr.write(
+                f"\nInterrupted: job {job.pk} continues in the background; follow it with "
+                f"`manage.py import_status {job.pk}` or stop it with `manage.py import_cancel {job.pk}`."
+            )
+            raise SystemExit(EXIT_INTERRUPTED) from None
         summary = job_summary(job)
         if options["json"]:
             self.stdout.write(json.dumps(summary, ensure_ascii=False))
@@ -70,7 +81,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Job {s['job_id']}: {s['status']}{' (dry run)' if s['dry_run'] else ''} — "
             f"{s['total_rows'] or 0:,} rows: {s['created']:,} created, {s['updated']:,} updated, "
-            f"{s['unchanged']:,} unchanged, {s['failed']:,} rejected"
+            f"{s['unchanged']:,} unchanged, {s['failed']:,} rejected, {s['warned']:,} with warnings"
         )
         if s["error_message"]:
             self.stdout.write(f"Error: {s['error_message']}")
@@ -80,3 +91,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  line {e['line']} {e['column'] or '-'}: {e['message']}")
         if s["failed"] > 20:
             self.stdout.write(f"  ... {s['failed'] - 20:,} more; see import_status {s['job_id']} --json")
+        for w in s["row_warnings"][:10]:
+            self.stdout.write(f"  line {w['line']} {w['column'] or '-'} (warning): {w['message']}")
+        if s["warned"] > 10:
+            self.stdout.write(f"  ... warnings on {s['warned']:,} rows; the job page offers them as CSV")

@@ -28,7 +28,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Job {job.pk} {job.original_name}: {job.status} — {summary['total_rows'] or 0:,} rows, "
                 f"{summary['created']:,} created, {summary['updated']:,} updated, "
-                f"{summary['unchanged']:,} unchanged, {summary['failed']:,} rejected"
+                f"{summary['unchanged']:,} unchanged, {summary['failed']:,} rejected, "
+                f"{summary['warned']:,} with warnings"
             )
             if job.error_message:
                 self.stdout.write(f"Error: {job.error_message}")
