@@ -3,13 +3,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.utils.html import format_html, format_html_join
 
+from estateflow.admin_site import ReadOnlyAdmin
+
 from .models import AuditEvent
 from .throttle import login_unlock_user
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """Read-only: audit rows are written by the admin itself, never edited."""
+class AuditEventAdmin(ReadOnlyAdmin):
+    """Audit rows are written by the admin itself, never edited."""
 
     list_display = ("created_at", "actor_name", "action", "object_type", "object_id", "object_repr")
     list_filter = ("action", "object_type")
@@ -19,15 +21,6 @@ class AuditEventAdmin(admin.ModelAdmin):
                        "object_repr", "changes_table")  # fmt: skip
     exclude = ("changes",)
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="changes")
     def changes_table(self, obj):

@@ -1,9 +1,10 @@
 """The staff roles, as Django groups of permissions.
 
 A role is a group; a user gets a role by joining the group (`manage.py
-create_role_user`). The data migration accounts/0002_roles creates the
-groups; `roles_apply` is idempotent and also resets a group to exactly
-these permissions.
+create_role_user`). The data migration accounts/0002_roles created the
+groups from its own frozen copy of these lists; a change here needs a new
+data migration (with its own frozen list) so existing databases follow.
+`roles_apply` is idempotent and resets each group to exactly these permissions.
 """
 
 from __future__ import annotations

@@ -65,9 +65,10 @@ def agent_history(*, agent, limit: int = 50) -> list[HistoryItem]:
         items.append(HistoryItem(when=None, kind="sync", actor="—",
                                  summary="change pending: not yet pushed to D1", changes={}))  # fmt: skip
     else:
+        # The first successful sync that started after the edit is the one that carried it.
         run = (
-            SyncRun.objects.filter(status=SyncRun.Status.SUCCESS, started_at__gte=agent.updated_at)
-            .exclude(kind=SyncRun.Kind.BENCHMARK)
+            SyncRun.objects.successful()
+            .filter(started_at__gte=agent.updated_at)
             .order_by("started_at", "id")
             .first()
         )

@@ -30,38 +30,43 @@ from django.db import connection, connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import include, path
+from django.utils import timezone
 
-from .generator import DEFAULT_SEED, agent_rows_generate
+from .generator import AGENT_FILE_COLUMNS, DEFAULT_SEED, JSON_COLUMNS, agent_rows_generate
 from .models import Agent
+from .resources import BACK_OFFICE_ONLY_COLUMNS
 
 BENCH_DATABASE = "estateflow_bench_admin"
 GOAL_P95_MS = 150.0
 GOAL_QUERIES = 8
 BASELINE_PREFIX = "/bench-baseline/"
 
-# Columns the generator gives, then the NOT NULL columns it leaves to the model defaults.
-_GENERATED = (
-    "id", "name", "email", "phone", "license_number", "mls_id", "state", "city", "brokerage", "bio",
-    "status", "ghost_profile", "source", "primary_region", "service_zipcodes", "service_radius_miles",
-    "primary_specialty", "language_capabilities", "years_experience", "transactions_ytd",
-    "total_volume_sold", "subscription_tier", "industry", "profession", "specializations", "price_ranges",
-)  # fmt: skip
-_JSON = frozenset({"service_zipcodes", "language_capabilities", "specializations", "price_ranges"})
-_DEFAULTS = {
-    "slug": None,  # the id: unique by construction
-    "created_at": None,
-    "updated_at": None,
-    "service_regions": "[]",
-    "secondary_specialties": "[]",
-    "property_types": '["single_family", "condo"]',
-    "client_focus": "both",
-    "unique_value_props": "[]",
-    "features": "{}",
-    "bio_tone": "professional",
-    "content_style": "informative",
-    "profile_views": 0,
-    "fake_leads_count": 7,
-}
+
+def _copy_tail_fields() -> tuple:
+    """The columns COPY must fill beyond the generator's: those with a model default or NOT NULL.
+
+    Django keeps defaults in Python, not in the table, so a column COPY leaves out is NULL.
+    """
+    return tuple(
+        f
+        for f in Agent._meta.concrete_fields
+        if f.column not in AGENT_FILE_COLUMNS
+        and f.column not in BACK_OFFICE_ONLY_COLUMNS
+        and (f.has_default() or not f.null)
+    )
+
+
+def _copy_tail(fields: tuple, now: str) -> list:
+    """One value per tail field: the model default, one load time for the timestamps."""
+    tail = []
+    for f in fields:
+        if f.default is timezone.now:
+            tail.append(now)
+        elif f.get_internal_type() == "JSONField":
+            tail.append(json.dumps(f.get_default()))
+        else:
+            tail.append(f.get_default() if f.has_default() else None)  # slug: set per row
+    return tail
 
 
 # --- the database ---------------------------------------------------------------------
@@ -98,7 +103,10 @@ def bench_fill(*, rows: int, seed: int = DEFAULT_SEED, force: bool = False, prog
         return {"rows": rows, "reused": True, "seconds": 0.0}
 
     started = time.perf_counter()
-    columns = (*_GENERATED, *_DEFAULTS)
+    tail_fields = _copy_tail_fields()
+    columns = (*AGENT_FILE_COLUMNS, *(f.column for f in tail_fields))
+    # The slug is the id: unique by construction.
+    slug_at = [f.column for f in tail_fields].index("slug")
     copy_sql = f"COPY agents ({', '.join(columns)}) FROM STDIN"
     with connection.cursor() as cur:
         cur.execute("TRUNCATE agents, sync_change, import_journal")
@@ -120,11 +128,15 @@ def bench_fill(*, rows: int, seed: int = DEFAULT_SEED, force: bool = False, prog
             cur.execute("ALTER TABLE agents DISABLE TRIGGER USER")
         try:
             now = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime())
+            tail = _copy_tail(tail_fields, now)
             with cur.cursor.copy(copy_sql) as copy:
                 for n, row in enumerate(agent_rows_generate(count=rows, seed=seed), 1):
                     values = row.values
-                    out = [json.dumps(values[c]) if c in _JSON else values[c] for c in _GENERATED]
-                    out += [values["id"], now, now, *list(_DEFAULTS.values())[3:]]
+                    out = [
+                        json.dumps(values[c]) if c in JSON_COLUMNS else values[c] for c in AGENT_FILE_COLUMNS
+                    ]
+                    tail[slug_at] = values["id"]
+                    out += tail
                     copy.write_row(out)
                     if progress and n % 100_000 == 0:
                         progress(f"  {n:,} rows copied ({time.perf_counter() - started:.0f} s)")

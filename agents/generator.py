@@ -40,6 +40,8 @@ from zipfile import ZIP_DEFLATED, ZipFile, ZipInfo
 from industries.constants import AGENT_STATUSES, SUBSCRIPTION_TIERS, US_STATES
 from industries.seed import INDUSTRIES
 
+from .models import Agent
+
 if TYPE_CHECKING:
     from industries.selectors import IndustryRule
 
@@ -79,10 +81,18 @@ AGENT_FILE_COLUMNS: tuple[str, ...] = (
     "specializations",
     "price_ranges",
 )
-JSON_COLUMNS = frozenset({"service_zipcodes", "language_capabilities", "specializations", "price_ranges"})
-INTEGER_COLUMNS = frozenset({"service_radius_miles", "years_experience", "transactions_ytd"})
-BOOLEAN_COLUMNS = frozenset({"ghost_profile"})
-DECIMAL_COLUMNS = frozenset({"total_volume_sold"})
+
+
+def _file_columns_of_type(*internal_types: str) -> frozenset[str]:
+    # The cell format of a column follows its model field, so a retyped field cannot drift from here.
+    types = {f.column: f.get_internal_type() for f in Agent._meta.concrete_fields}
+    return frozenset(c for c in AGENT_FILE_COLUMNS if types[c] in internal_types)
+
+
+JSON_COLUMNS = _file_columns_of_type("JSONField")
+INTEGER_COLUMNS = _file_columns_of_type("IntegerField", "BigIntegerField", "SmallIntegerField")
+BOOLEAN_COLUMNS = _file_columns_of_type("BooleanField")
+DECIMAL_COLUMNS = _file_columns_of_type("DecimalField")
 
 
 # --------------------------------------------------------------------------------------

@@ -22,9 +22,13 @@ from .widgets import (
 # OWASP's list of characters that make a spreadsheet read a cell as a formula.
 FORMULA_LEADING_CHARACTERS = ("=", "+", "-", "@", "\t", "\r")
 
-# Every mirrored D1 column, in D1 order; the back-office-only columns stay out.
+# Agent columns D1 does not mirror (the photo file lives in the back-office's storage; the
+# public site has photo_url). Every other field is a D1 column: agents.checks holds the
+# model to the D1 migrations.
+BACK_OFFICE_ONLY_COLUMNS = frozenset({"photo"})
+# Every mirrored D1 column, in model order.
 D1_AGENT_COLUMNS: tuple[str, ...] = tuple(
-    f.column for f in Agent._meta.concrete_fields if f.name not in ("photo",)
+    f.column for f in Agent._meta.concrete_fields if f.column not in BACK_OFFICE_ONLY_COLUMNS
 )
 
 _KEY_COLUMNS = (

@@ -6,111 +6,185 @@ a row or block a save. `AgentValidator.warnings()` returns the data-quality
 doubts that never do (a licence that does not match its industry's official
 pattern, a phone that is not a NANP number): the live D1 we take over breaks
 both on nearly every row, and refusing it would refuse the live data.
-Neither touches the database: industry rules are loaded once by the caller
-and passed in, so an import checks hundreds of thousands of rows without a
-query per row.
+
+What one column may hold (required, max length, choices, ranges, e-mail/URL
+and JSON shape) is declared on the Agent model fields and read here from
+`Agent._meta`, once per validator: a new column brings its rules with it.
+Only the rules a single field cannot state live in this module: the
+industry must exist and be enabled, the profession must belong to it, a
+tier cannot expire before it started, and the warnings.
+
+Neither method touches the database: industry rules are loaded once by the
+caller and passed in, so an import checks hundreds of thousands of rows
+without a query per row.
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.validators import EmailValidator, URLValidator
+from django.core.validators import DecimalValidator, MaxLengthValidator, MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.text import capfirst
 
-from industries.constants import (
-    AGENT_STATUSES,
-    BIO_TONES,
-    CLIENT_FOCUSES,
-    CONTENT_STYLES,
-    SUBSCRIPTION_TIERS,
-    US_STATES,
-)
 from industries.selectors import IndustryRule, industry_rules_get
 
-JSON_LIST_COLUMNS = (
-    "service_regions",
-    "service_zipcodes",
-    "secondary_specialties",
-    "property_types",
-    "language_capabilities",
-    "unique_value_props",
-    "specializations",
-)
-JSON_OBJECT_COLUMNS = ("price_ranges", "features")
-URL_COLUMNS = ("photo_url", "video_intro_url")
-
-# Inclusive ranges; the upper bounds are generous but catch unit and typo errors.
-NUMBER_RANGES: dict[str, tuple[int | Decimal, int | Decimal]] = {
-    "profile_views": (0, 2_147_483_647),
-    "fake_leads_count": (0, 10_000),
-    "service_radius_miles": (0, 500),
-    "years_experience": (0, 80),
-    "transactions_ytd": (0, 100_000),
-    "total_volume_sold": (Decimal("0"), Decimal("9999999999.99")),
-    "avg_days_to_close": (0, 3_650),
-}
-CHOICE_SETS: dict[str, frozenset[str]] = {
-    "status": frozenset(AGENT_STATUSES),
-    "subscription_tier": frozenset(SUBSCRIPTION_TIERS),
-    "client_focus": frozenset(CLIENT_FOCUSES),
-    "bio_tone": frozenset(BIO_TONES),
-    "content_style": frozenset(CONTENT_STYLES),
-}
-ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 PHONE_COLUMNS = ("phone", "cell_phone", "office_phone")
 # A 10-digit NANP number: optional leading 1 or +1, punctuation and spaces allowed;
 # area code and exchange start with 2-9.
 NANP_PHONE_RE = re.compile(r"^(?:\+?1[\s.-]*)?\(?[2-9][0-9]{2}\)?[\s.-]*[2-9][0-9]{2}[\s.-]*[0-9]{4}$")
-_email_validator = EmailValidator()
-_url_validator = URLValidator(schemes=["http", "https"])
+# Not checked column by column: the industry is checked against the industry table (a
+# rule, below); the timestamps are set by the back-office; the photo is a file, checked
+# by assets.validators when it is uploaded.
+_NOT_COLUMN_CHECKED = frozenset({"industry", "created_at", "updated_at", "photo"})
+# Validators whose limit is read as an attribute (max_length, a range) or that the
+# DecimalWidget already enforces; the rest run as they are.
+_READ_AS_LIMITS = (MinValueValidator, MaxValueValidator, MaxLengthValidator, DecimalValidator)
+_NUMBER_FIELDS = (models.IntegerField, models.DecimalField, models.FloatField)
+_DEFAULT_INVALID_CHOICE = str(models.Field.default_error_messages["invalid_choice"])
 
 
-def _max_lengths() -> dict[str, int]:
+@dataclass(frozen=True, slots=True)
+class ColumnRules:
+    """The per-column rules of Agent, as lookup tables (built once, used per row)."""
+
+    # (column, None allowed (nullable, or takes its default), message): also refuses "" and blanks.
+    required: tuple[tuple[str, bool, str], ...]
+    max_lengths: dict[str, int]
+    # (column, field validators): e-mail, URL, id/slug patterns, JSON shapes.
+    validators: tuple[tuple[str, tuple[Callable[[Any], None], ...]], ...]
+    # (column, accepted types, lowest, highest): either bound may be None.
+    numbers: tuple[tuple[str, tuple[type, ...], Any, Any], ...]
+    # (column, allowed values, message template with %(value)r, or "" for the generic one).
+    choices: tuple[tuple[str, frozenset, str], ...]
+
+
+def agent_column_rules() -> ColumnRules:
+    """Read the per-column rules from the Agent model fields."""
     from .models import Agent
 
-    return {
-        f.name: f.max_length
-        for f in Agent._meta.concrete_fields
-        if f.get_internal_type() in ("CharField", "SlugField")
-    }
+    required, validators, numbers, choices = [], [], [], []
+    max_lengths: dict[str, int] = {}
+    for field in Agent._meta.concrete_fields:
+        column = field.column
+        if column in _NOT_COLUMN_CHECKED:
+            continue
+        text = isinstance(field, models.CharField | models.TextField)
+        if field.choices:
+            allowed = {value for value, _ in field.flatchoices}
+            allowed |= {None} if field.null else set()
+            allowed |= {""} if field.blank else set()
+            template = str(field.error_messages["invalid_choice"])
+            choices.append(
+                (column, frozenset(allowed), "" if template == _DEFAULT_INVALID_CHOICE else template)
+            )
+        elif (text and not field.blank) or not (field.null or field.has_default()):
+            none_allowed = field.null or field.has_default()
+            required.append((column, none_allowed, f"{capfirst(field.verbose_name)} is required."))
+        if text and field.max_length:
+            max_lengths[column] = field.max_length
+        if isinstance(field, _NUMBER_FIELDS):
+            # Includes the database's own integer range for an IntegerField without explicit bounds.
+            lows = [v.limit_value for v in field.validators if isinstance(v, MinValueValidator)]
+            highs = [v.limit_value for v in field.validators if isinstance(v, MaxValueValidator)]
+            types = (int, Decimal, float) if isinstance(field, models.FloatField) else (int, Decimal)
+            numbers.append((column, types, max(lows, default=None), min(highs, default=None)))
+        # field.validators less the defaults of the field class (SlugField's validate_slug:
+        # the project's slug validator is stricter and says so in its own words).
+        own = tuple(
+            v
+            for v in field.validators
+            if not isinstance(v, _READ_AS_LIMITS) and v not in field.default_validators
+        )
+        if own:
+            validators.append((column, own))
+    return ColumnRules(
+        required=tuple(required),
+        max_lengths=max_lengths,
+        validators=tuple(validators),
+        numbers=tuple(numbers),
+        choices=tuple(choices),
+    )
+
+
+def _range_message(low, high, value) -> str:
+    if low is not None and high is not None:
+        return f"Must be between {low} and {high} (got {value})."
+    if low is not None:
+        return f"Must be at least {low} (got {value})."
+    return f"Must be at most {high} (got {value})."
 
 
 class AgentValidator:
     def __init__(self, industry_rules: Mapping[str, IndustryRule]):
         self.industry_rules = industry_rules
-        self.max_lengths = _max_lengths()
+        self.columns = agent_column_rules()
 
     def validate(self, values: Mapping[str, Any]) -> dict[str, str]:
         """Check the columns present in `values`; return {column: message} for each failure."""
+        errors = self.column_errors(values)
+        errors.update(self.rule_errors(values))
+        return errors
+
+    def column_errors(self, values: Mapping[str, Any]) -> dict[str, str]:
+        """What each column's model field declares, for the columns present in `values`."""
         errors: dict[str, str] = {}
+        rules = self.columns
+        for column, none_allowed, message in rules.required:
+            if column in values:
+                value = values[column]
+                if (value is None and not none_allowed) or (isinstance(value, str) and not value.strip()):
+                    errors[column] = message
 
-        agent_id = values.get("id")
-        if agent_id is not None and not ID_RE.match(str(agent_id)):
-            errors["id"] = "Must be 1-64 characters: letters, digits, '_', '.', ':' or '-'."
-        if "name" in values and not (values["name"] or "").strip():
-            errors["name"] = "Name is required."
-        slug = values.get("slug")
-        if slug and not SLUG_RE.match(slug):
-            errors["slug"] = "Slug may hold only lowercase letters, digits and single hyphens."
-
-        max_lengths = self.max_lengths
+        max_lengths = rules.max_lengths
         for column, value in values.items():
             limit = max_lengths.get(column)
-            if limit is not None and isinstance(value, str) and len(value) > limit:
+            if limit is not None and isinstance(value, str) and len(value) > limit and column not in errors:
                 errors[column] = f"At most {limit} characters (got {len(value)})."
 
-        if "state" in values:
-            state = values["state"]
-            if state not in US_STATES:
-                errors["state"] = (
-                    f"Unknown state code {state!r}: use a 2-letter code of the 50 states, "
-                    "DC, AS, GU, MP, PR or VI."
-                )
+        for column, checks in rules.validators:
+            value = values.get(column)
+            if value is None or value == "" or column in errors:
+                continue
+            for check in checks:
+                try:
+                    check(value)
+                except ValidationError as exc:
+                    errors[column] = exc.messages[0]
+                    break
 
+        for column, types, low, high in rules.numbers:
+            value = values.get(column)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, types):
+                errors[column] = "Must be a number."
+            elif (low is not None and value < low) or (high is not None and value > high):
+                errors[column] = _range_message(low, high, value)
+
+        for column, allowed, template in rules.choices:
+            if column not in values:
+                continue
+            value = values[column]
+            try:
+                known = value in allowed
+            except TypeError:  # unhashable: a list or dict where a key belongs
+                known = False
+            if not known:
+                errors[column] = (
+                    template % {"value": value}
+                    if template
+                    else f"{value!r} is not one of: {', '.join(sorted(v for v in allowed if v))}."
+                )
+        return errors
+
+    def rule_errors(self, values: Mapping[str, Any]) -> dict[str, str]:
+        """The rules no single field states: industry and profession, tier dates."""
+        errors: dict[str, str] = {}
         rule = None
         if "industry" in values:
             industry = values["industry"]
@@ -129,44 +203,6 @@ class AgentValidator:
                 errors["profession"] = (
                     f"Profession {profession!r} does not belong to {rule.industry}; allowed: {allowed}."
                 )
-
-        email = values.get("email")
-        if email and "email" not in errors:
-            try:
-                _email_validator(email)
-            except ValidationError:
-                errors["email"] = f"{email!r} is not a valid e-mail address."
-        for column in URL_COLUMNS:
-            url = values.get(column)
-            if url and column not in errors:
-                try:
-                    _url_validator(url)
-                except ValidationError:
-                    errors[column] = f"{url!r} is not a valid http(s) URL."
-
-        for column in JSON_LIST_COLUMNS:
-            if column in values:
-                value = values[column]
-                if not isinstance(value, list):
-                    errors[column] = f"Must be a JSON list, got {type(value).__name__}."
-                elif not all(isinstance(item, str) for item in value):
-                    errors[column] = "Must be a JSON list of strings."
-        for column in JSON_OBJECT_COLUMNS:
-            if column in values and not isinstance(values[column], dict):
-                errors[column] = f"Must be a JSON object, got {type(values[column]).__name__}."
-
-        for column, (low, high) in NUMBER_RANGES.items():
-            value = values.get(column)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | Decimal):
-                errors[column] = "Must be a number."
-            elif not low <= value <= high:
-                errors[column] = f"Must be between {low} and {high} (got {value})."
-
-        for column, allowed in CHOICE_SETS.items():
-            if column in values and values[column] not in allowed:
-                errors[column] = f"{values[column]!r} is not one of: {', '.join(sorted(allowed))}."
 
         started, expires = values.get("tier_started_at"), values.get("tier_expires_at")
         if isinstance(started, datetime) and isinstance(expires, datetime) and expires < started:
@@ -214,9 +250,13 @@ def agent_instance_warnings(agent) -> dict[str, str]:
 
 
 def agent_instance_validate(agent) -> None:
-    """Model.clean() hook: validate an Agent instance, raise ValidationError per field."""
-    values = _instance_values(agent)
-    errors = AgentValidator(industry_rules_get()).validate(values)
+    """Model.clean() hook: the rules across fields, raised as ValidationError per field.
+
+    The per-column rules are the fields' own: Model.full_clean() checked them
+    before clean() with the same validators and messages, so they are not
+    repeated here (the admin would show each message twice).
+    """
+    errors = AgentValidator(industry_rules_get()).rule_errors(_instance_values(agent))
     if errors:
         # The admin form shows errors next to fields; "industry" is a form field too.
         raise ValidationError({column: [message] for column, message in errors.items()})

@@ -1,23 +1,14 @@
+"""Records written by the asset push only: staff look, they do not edit."""
+
 from django.contrib import admin
+
+from estateflow.admin_site import ReadOnlyAdmin
 
 from .models import AssetObject, AssetSyncRun
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by the push only; staff look, they do not edit."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(AssetSyncRun)
-class AssetSyncRunAdmin(_ReadOnlyAdmin):
+class AssetSyncRunAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "status",
@@ -37,7 +28,7 @@ class AssetSyncRunAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(AssetObject)
-class AssetObjectAdmin(_ReadOnlyAdmin):
+class AssetObjectAdmin(ReadOnlyAdmin):
     list_display = (
         "key",
         "agent_id",

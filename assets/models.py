@@ -12,13 +12,13 @@ class AssetObject(models.Model):
     must outlive a deleted agent until its objects are removed from the bucket.
     """
 
-    KIND_ORIGINAL = "original"
-    KIND_THUMB = "thumb"
-    KIND_CHOICES = [(KIND_ORIGINAL, "Original"), (KIND_THUMB, "Thumbnail")]
+    class Kind(models.TextChoices):
+        ORIGINAL = "original", "Original"
+        THUMB = "thumb", "Thumbnail"
 
     agent_id = models.CharField(max_length=64, db_index=True)
     key = models.CharField(max_length=500, unique=True)
-    kind = models.CharField(max_length=10, choices=KIND_CHOICES)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
     # Hash of the bytes of this object (for a thumbnail, of the thumbnail);
     # the key carries a prefix of the original's hash.
     sha256 = models.CharField(max_length=64)
@@ -52,25 +52,17 @@ class AssetObject(models.Model):
 
 
 class AssetSyncRun(models.Model):
-    STATUS_QUEUED = "queued"
-    STATUS_RUNNING = "running"
-    STATUS_SUCCEEDED = "succeeded"
-    STATUS_PARTIAL = "partial"  # bucket fine, some agents' photos unreadable
-    STATUS_FAILED = "failed"
-    STATUS_SKIPPED = "skipped"  # another run held the lock
-    STATUS_CHOICES = [
-        (s, s.capitalize())
-        for s in (
-            STATUS_QUEUED,
-            STATUS_RUNNING,
-            STATUS_SUCCEEDED,
-            STATUS_PARTIAL,
-            STATUS_FAILED,
-            STATUS_SKIPPED,
-        )
-    ]
+    class Status(models.TextChoices):
+        # The project's status words (README, "Status words"): "pending" and "completed" where
+        # this said "queued" and "succeeded".
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        PARTIAL = "partial", "Partial"  # bucket fine, some agents' photos unreadable
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"  # another run held the lock
 
-    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=STATUS_QUEUED)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     reason = models.CharField(max_length=200, blank=True, default="")
     dry_run = models.BooleanField(default=False)
     verify = models.BooleanField(default=False)

@@ -1,6 +1,5 @@
 """Reads for the asset push: keys, public URLs, agents with photos, what may be deleted."""
 
-import importlib
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -9,25 +8,13 @@ from django.db.models import Q
 
 from agents.models import Agent
 
+# The delete phase waits for a D1 sync that started after an object was orphaned. Imported here so
+# assets.services reads it through this module (tests monkeypatch it here to simulate syncs).
+from sync.selectors import d1_last_successful_sync_started_at  # noqa: F401
+
 from .models import AssetObject, AssetSyncRun
 
 HASH_PREFIX_LENGTH = 16  # 64 bits of SHA-256: collisions within one agent are not a concern
-
-
-def d1_last_successful_sync_started_at() -> datetime | None:
-    """When the last successful D1 sync started, or None if unknown.
-
-    The sync app (written in parallel) provides
-    `sync.selectors.d1_last_successful_sync_started_at`; it is imported lazily
-    and a missing module or function reads as "no sync yet", so nothing is
-    ever deleted before the D1 side exists. Tests monkeypatch this wrapper.
-    """
-    try:
-        module = importlib.import_module("sync.selectors")
-        func = module.d1_last_successful_sync_started_at
-    except (ImportError, AttributeError):
-        return None
-    return func()
 
 
 def asset_key(*, agent_id: str, sha256: str, ext: str, thumb: bool = False) -> str:

@@ -13,15 +13,16 @@ import hashlib
 import io
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.db import connection
 from django.utils import timezone
 
 from agents.models import Agent
+from sync.locks import advisory_lock
 
 from . import selectors
 from .images import THUMB_CONTENT_TYPE, THUMB_EXT, thumbnail_make
@@ -31,7 +32,7 @@ from .validators import AGENT_PHOTO_MAX_BYTES, agent_photo_validate
 
 logger = logging.getLogger(__name__)
 
-# Any constant works; it only has to differ from other advisory locks in the project.
+# Any constant works; it only has to differ from the project's other advisory lock keys (sync.locks).
 ADVISORY_LOCK_KEY = 0x52324153  # "R2AS"
 MAX_ERRORS_KEPT = 20
 
@@ -70,25 +71,6 @@ class _Counters:
         ):
             setattr(run, name, getattr(self, name))
         run.error = "\n".join(self.errors)
-
-
-class _Lock:
-    """Session advisory lock so two runs never interleave."""
-
-    def __init__(self) -> None:
-        self.held = False
-
-    def acquire(self) -> bool:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
-            self.held = bool(cursor.fetchone()[0])
-        return self.held
-
-    def release(self) -> None:
-        if self.held:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
-        self.held = False
 
 
 def _bucket_call(func, **kwargs):
@@ -161,7 +143,7 @@ def _agent_push(
     # Fast path: same stored file as last time and both objects recorded, so
     # nothing is read, hashed or sent.
     original = next(
-        (r for r in records if r.kind == AssetObject.KIND_ORIGINAL and r.source_name == photo_name), None
+        (r for r in records if r.kind == AssetObject.Kind.ORIGINAL and r.source_name == photo_name), None
     )
     thumb = None
     if original is not None:
@@ -212,7 +194,7 @@ def _agent_push(
             _record_upsert(
                 agent_id=agent_id,
                 key=original_key,
-                kind=AssetObject.KIND_ORIGINAL,
+                kind=AssetObject.Kind.ORIGINAL,
                 body=data,
                 content_type=info.content_type,
                 source_name=photo_name,
@@ -234,7 +216,7 @@ def _agent_push(
             _record_upsert(
                 agent_id=agent_id,
                 key=thumb_key,
-                kind=AssetObject.KIND_THUMB,
+                kind=AssetObject.Kind.THUMB,
                 body=thumb_body,
                 content_type=THUMB_CONTENT_TYPE,
                 source_name=photo_name,
@@ -320,7 +302,7 @@ def _orphan_unreferenced(*, dry_run: bool, counters: _Counters) -> None:
     unreferenced = list(selectors.asset_objects_unreferenced())
     if not unreferenced:
         return
-    originals = [r for r in unreferenced if r.kind == AssetObject.KIND_ORIGINAL]
+    originals = [r for r in unreferenced if r.kind == AssetObject.Kind.ORIGINAL]
     for record in originals:
         url = selectors.asset_public_url(key=record.key)
         if not dry_run:
@@ -366,7 +348,7 @@ def r2_sync_run(
 ) -> AssetSyncRun:
     """Run (or resume) one asset push and return its record.
 
-    Idempotent: a finished run is returned as is; a queued or interrupted
+    Idempotent: a finished run is returned as is; a pending or interrupted
     one (worker crash, redelivery) simply runs again, since every step is
     guided by the records and content-hash keys. A bucket failure that
     survives the client's retries ends the run as "failed" without raising.
@@ -379,16 +361,24 @@ def r2_sync_run(
             return run
         dry_run, verify = run.dry_run, run.verify
 
-    lock = _Lock()
-    if not dry_run and not lock.acquire():
-        run.status = AssetSyncRun.STATUS_SKIPPED
-        run.error = "Another asset sync run holds the lock."
-        run.finished_at = timezone.now()
-        run.save()
-        return run
+    # A dry run writes nothing, so it never waits for (or blocks) a real run.
+    with nullcontext(True) if dry_run else advisory_lock(ADVISORY_LOCK_KEY) as acquired:
+        if not acquired:
+            run.status = AssetSyncRun.Status.SKIPPED
+            run.error = "Another asset sync run holds the lock."
+            run.finished_at = timezone.now()
+            run.save()
+            return run
+        return _r2_sync_run_locked(
+            run=run, dry_run=dry_run, verify=verify, bucket=bucket, batch_size=batch_size
+        )
 
+
+def _r2_sync_run_locked(
+    *, run: AssetSyncRun, dry_run: bool, verify: bool, bucket: Bucket | None, batch_size: int
+) -> AssetSyncRun:
     counters = _Counters()
-    run.status = AssetSyncRun.STATUS_RUNNING
+    run.status = AssetSyncRun.Status.RUNNING
     run.started_at = timezone.now()
     run.save(update_fields=["status", "started_at"])
     clock = time.monotonic()
@@ -420,16 +410,15 @@ def r2_sync_run(
             run.save()
         _orphan_unreferenced(dry_run=dry_run, counters=counters)
         _delete_orphans(bucket=bucket, dry_run=dry_run, counters=counters)
-        run.status = AssetSyncRun.STATUS_PARTIAL if counters.agents_failed else AssetSyncRun.STATUS_SUCCEEDED
+        run.status = AssetSyncRun.Status.PARTIAL if counters.agents_failed else AssetSyncRun.Status.COMPLETED
     except BucketUnavailable as exc:
         counters.error(f"bucket unavailable: {exc}")
-        run.status = AssetSyncRun.STATUS_FAILED
+        run.status = AssetSyncRun.Status.FAILED
     except Exception as exc:
         counters.error(f"unexpected error: {exc!r}")
-        run.status = AssetSyncRun.STATUS_FAILED
+        run.status = AssetSyncRun.Status.FAILED
         raise
     finally:
-        lock.release()
         counters.save_to(run)
         run.finished_at = timezone.now()
         run.duration_seconds = round(time.monotonic() - clock, 3)

@@ -27,7 +27,7 @@ def r2_sync_run_task(self, run_id: int | None = None, reason: str = "beat") -> i
     if run_id is None:
         run_id = r2_sync_run_create(reason=reason).pk
     run = r2_sync_run(run_id=run_id)
-    if run.status == AssetSyncRun.STATUS_FAILED and self.request.retries < MAX_RETRIES:
+    if run.status == AssetSyncRun.Status.FAILED and self.request.retries < MAX_RETRIES:
         retry_reason = f"retry {self.request.retries + 1} after failed run {run.pk}"
         raise self.retry(
             kwargs={"run_id": None, "reason": retry_reason}, countdown=60 * 2**self.request.retries

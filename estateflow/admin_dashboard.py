@@ -122,15 +122,14 @@ def imports_panel() -> ImportsPanel:
 
 
 def sync_status() -> SyncStatus:
-    from sync.models import SyncRun
-    from sync.selectors import sync_pending_changes_count, sync_run_last, verify_run_last
-
-    last_success = (
-        SyncRun.objects.filter(status=SyncRun.Status.SUCCESS)
-        .exclude(kind=SyncRun.Kind.BENCHMARK)
-        .order_by("-started_at", "-id")
-        .first()
+    from sync.selectors import (
+        sync_pending_changes_count,
+        sync_run_last,
+        sync_run_last_successful,
+        verify_run_last,
     )
+
+    last_success = sync_run_last_successful()
     lag = (timezone.now() - last_success.started_at).total_seconds() if last_success else None
     return SyncStatus(
         pending_changes=sync_pending_changes_count(),

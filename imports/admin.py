@@ -7,6 +7,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from estateflow.admin_site import ReadOnlyAdmin
+
 from .forms import ImportStartForm
 from .models import ImportJob, ImportRowError
 from .rollback import ROLLBACKABLE, RollbackRefused, import_rollback_request, import_rollback_resume
@@ -25,7 +27,7 @@ ROLLBACK_IMPORT = "imports.rollback_import"
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(admin.ModelAdmin):
+class ImportJobAdmin(ReadOnlyAdmin):
     list_display = ("id", "original_name", "source", "status_badge", "mode", "dry_run", "total_rows",
                     "created_rows", "updated_rows", "unchanged_rows", "failed_rows", "warned_rows",
                     "created_by", "created_at")  # fmt: skip
@@ -33,13 +35,9 @@ class ImportJobAdmin(admin.ModelAdmin):
     search_fields = ("original_name",)
     list_select_related = ("created_by",)
     change_list_template = "admin/imports/importjob/change_list.html"
+    # Read only: jobs start from the import page, and deleting one would drop the journal its
+    # rollback needs (the permission matrix gives nobody delete).
     actions = ["rollback_selected"]
-
-    def has_add_permission(self, request):
-        return False  # jobs start from the import page
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):

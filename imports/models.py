@@ -1,9 +1,10 @@
 from django.conf import settings
 from django.db import models
-from django.utils import timezone
+
+from jobs.models import ChunkedJob, JobChunk, TimedJobChunk
 
 
-class ImportJob(models.Model):
+class ImportJob(ChunkedJob):
     class Status(models.TextChoices):
         PENDING = "pending"
         PLANNING = "planning"
@@ -60,15 +61,11 @@ class ImportJob(models.Model):
     warnings = models.JSONField(default=list, blank=True)
     # XLSX and JSON files are staged as UTF-8 CSV so chunks can seek by byte offset.
     staged_file = models.CharField(max_length=300, blank=True, default="")
-    error_message = models.TextField(blank=True, default="")
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    started_at = models.DateTimeField(null=True, blank=True)
     planned_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "import_jobs"
@@ -81,18 +78,8 @@ class ImportJob(models.Model):
     def __str__(self) -> str:
         return f"Import #{self.pk} {self.original_name}"
 
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in self.TERMINAL
 
-
-class ImportChunk(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-
+class ImportChunk(TimedJobChunk):
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()
     first_row = models.PositiveIntegerField(help_text="0-based index of the chunk's first data row.")
@@ -102,17 +89,11 @@ class ImportChunk(models.Model):
     byte_end = models.BigIntegerField()
     # {row index within the chunk: line of the later row that supersedes it}
     superseded = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
     created_rows = models.PositiveIntegerField(default=0)
     updated_rows = models.PositiveIntegerField(default=0)
     unchanged_rows = models.PositiveIntegerField(default=0)
     failed_rows = models.PositiveIntegerField(default=0)
     warned_rows = models.PositiveIntegerField(default=0)
-    duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    error = models.TextField(blank=True, default="")
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "import_chunks"
@@ -185,7 +166,7 @@ class ImportJournalEntry(models.Model):
         return f"{self.action} {self.agent_id} (job {self.job_id})"
 
 
-class ImportRollback(models.Model):
+class ImportRollback(ChunkedJob):
     """An undo of one import job, from its journal; chunked like the import."""
 
     class Status(models.TextChoices):
@@ -194,6 +175,8 @@ class ImportRollback(models.Model):
         COMPLETED = "completed"
         REFUSED = "refused"  # rows changed since the import and force was not given
         FAILED = "failed"
+
+    TERMINAL = frozenset({"completed", "refused", "failed"})
 
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rollbacks")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
@@ -209,10 +192,6 @@ class ImportRollback(models.Model):
     restored_rows = models.PositiveIntegerField(default=0)
     skipped_rows = models.PositiveIntegerField(default=0)
     overwritten_rows = models.PositiveIntegerField(default=0)
-    error_message = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "import_rollbacks"
@@ -222,28 +201,18 @@ class ImportRollback(models.Model):
         return f"rollback of import #{self.job_id} ({self.status})"
 
 
-class ImportRollbackChunk(models.Model):
+class ImportRollbackChunk(JobChunk):
     """The undo of one import chunk's journal entries; done-marked with its writes."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
 
     rollback = models.ForeignKey(ImportRollback, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField(help_text="The import chunk whose journal this undoes.")
     entries = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
     deleted_rows = models.PositiveIntegerField(default=0)
     restored_rows = models.PositiveIntegerField(default=0)
     skipped_rows = models.PositiveIntegerField(default=0)
     overwritten_rows = models.PositiveIntegerField(default=0)
     skipped_ids = models.JSONField(default=list, blank=True)
     overwritten_ids = models.JSONField(default=list, blank=True)
-    duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    error = models.TextField(blank=True, default="")
 
     class Meta:
         db_table = "import_rollback_chunks"

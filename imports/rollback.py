@@ -1,5 +1,10 @@
 """Exact undo of an import job from its journal, chunked, idempotent and resumable.
 
+The rollback is a kind of the chunked-job engine (jobs.runner): this module
+supplies its request (conflict check, one rollback chunk per import chunk),
+its `process_chunk` step (the SQL below), its counters and what its end
+means (the import becomes rolled_back, the edge is synced).
+
 For every agent the job touched, the *first* journal entry of the job holds
 what the row was before the job (or that the job created it), and the
 *last* entry holds the updated_at the job wrote. A row whose updated_at no
@@ -7,20 +12,19 @@ longer equals that value was changed after the import (an admin edit, a
 later import): a rollback refuses to overwrite it unless forced.
 """
 
-import logging
-import time
+import json
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count
 from django.utils import timezone
 
 from agents.models import Agent
+from jobs.runner import ChunkedJobRunner
+from sync import services as sync_services
 
 from .models import ImportChunk, ImportJob, ImportJournalEntry, ImportRollback, ImportRollbackChunk
 from .selectors import JOURNAL_ENTRIES_SQL, import_rollback_conflicts
-from .services import chunk_statement_time_limit
-
-logger = logging.getLogger(__name__)
 
 ROLLBACKABLE = frozenset({
     ImportJob.Status.COMPLETED,
@@ -28,7 +32,6 @@ ROLLBACKABLE = frozenset({
     ImportJob.Status.FAILED,
     ImportJob.Status.CANCELLED,
 })  # fmt: skip
-MAX_ROLLBACK_ATTEMPTS = 8
 IDS_KEPT_PER_CHUNK = 200
 AGENT_COLUMNS = [f.column for f in Agent._meta.concrete_fields]
 
@@ -77,11 +80,7 @@ def import_rollback_request(*, job_id: int, force: bool = False, user=None) -> I
         rollback.save()
         job.status = ImportJob.Status.ROLLING_BACK
         job.save(update_fields=["status"])
-        transaction.on_commit(
-            lambda: import_rollback_chunks_enqueue(rollback_id=rollback.pk, indexes=list(indexes))
-        )
-        if not indexes:
-            transaction.on_commit(lambda: import_rollback_finalize(rollback_id=rollback.pk))
+        ROLLBACKS.chunks_start(job_id=rollback.pk, indexes=list(indexes))
     return rollback
 
 
@@ -95,50 +94,20 @@ def _chunk_entry_counts(*, job_id: int) -> dict[int, int]:
     return {r["chunk_index"]: r["n"] for r in rows}
 
 
-def import_rollback_chunks_enqueue(*, rollback_id: int, indexes: list[int]) -> None:
-    from .tasks import import_rollback_chunk_task
+class RollbackRunner(ChunkedJobRunner):
+    label = "Rollback"
+    job_model = ImportRollback
+    chunk_model = ImportRollbackChunk
+    parent_field = "rollback"
+    chunk_task_path = "imports.tasks.import_rollback_chunk_task"
+    counters = {
+        field: field for field in ("deleted_rows", "restored_rows", "skipped_rows", "overwritten_rows")
+    }
+    resumable = (ImportRollback.Status.RUNNING, ImportRollback.Status.FAILED)
 
-    for index in indexes:
-        import_rollback_chunk_task.delay(rollback_id, index)
-
-
-def _rollback_chunk_begin(*, rollback_id: int, index: int) -> bool:
-    with transaction.atomic():
-        chunk = (
-            ImportRollbackChunk.objects.select_for_update(of=("self",))
-            .select_related("rollback")
-            .get(rollback_id=rollback_id, index=index)
-        )
-        if chunk.status in (ImportRollbackChunk.Status.DONE, ImportRollbackChunk.Status.FAILED):
-            return False
-        if chunk.rollback.status != ImportRollback.Status.RUNNING:
-            return False
-        if chunk.attempts >= MAX_ROLLBACK_ATTEMPTS:
-            chunk.status = ImportRollbackChunk.Status.FAILED
-            chunk.error = f"gave up after {chunk.attempts} attempts. {chunk.error}".strip()
-            chunk.save(update_fields=["status", "error"])
-            return False
-        chunk.attempts += 1
-        chunk.status = ImportRollbackChunk.Status.RUNNING
-        chunk.save(update_fields=["attempts", "status"])
-    return True
-
-
-def import_rollback_chunk_process(*, rollback_id: int, index: int) -> bool:
-    """Undo one import chunk's entries in one transaction with the chunk's done-mark."""
-    if not _rollback_chunk_begin(rollback_id=rollback_id, index=index):
-        return False
-    started = time.monotonic()
-    with transaction.atomic():
-        chunk = (
-            ImportRollbackChunk.objects.select_for_update(of=("self",))
-            .select_related("rollback")
-            .get(rollback_id=rollback_id, index=index)
-        )
-        if chunk.status != ImportRollbackChunk.Status.RUNNING:
-            return False
-        chunk_statement_time_limit()
-        rollback = chunk.rollback
+    def process_chunk(self, rollback: ImportRollback, chunk: ImportRollbackChunk) -> None:
+        """Undo one import chunk's entries (inside the rollback chunk's transaction)."""
+        index = chunk.index
         force = rollback.force
         unchanged = "TRUE" if force else "a.updated_at = rb.last_written"
         with connection.cursor() as cursor:
@@ -165,21 +134,33 @@ def import_rollback_chunk_process(*, rollback_id: int, index: int) -> bool:
             columns = [c for c in AGENT_COLUMNS if c != "id"]
             targets = ", ".join(columns)
             sources = ", ".join(f"r.{c}" for c in columns)
+            # The journal's row laid over the current one (jsonb_populate_record's base): a
+            # column the journal does not hold, added by a migration after the import, keeps
+            # its current value instead of becoming NULL.
             cursor.execute(
-                f"UPDATE agents a SET ({targets}) = ({sources}) "  # noqa: S608
-                f"FROM import_rollback_rows rb, jsonb_populate_record(NULL::agents, rb.before) r "
+                f"UPDATE agents a SET ({targets}) = "  # noqa: S608
+                f"(SELECT {sources} FROM jsonb_populate_record(a, rb.before) r) "
+                f"FROM import_rollback_rows rb "
                 f"WHERE rb.action = 'update' AND a.id = rb.agent_id AND {unchanged}"
             )
             restored = cursor.rowcount
             reinserted = 0
             if force:
                 # Deleted after the import: forcing means the row comes back as it was before.
+                # A column the journal does not hold (added since) takes its model default:
+                # NULL would refuse the row if the column is NOT NULL.
                 all_columns = ", ".join(AGENT_COLUMNS)
+                defaults = {
+                    f.column: f.get_default()
+                    for f in Agent._meta.concrete_fields
+                    if f.has_default() and not f.primary_key
+                }
                 cursor.execute(
                     f"INSERT INTO agents ({all_columns}) SELECT {', '.join(f'r.{c}' for c in AGENT_COLUMNS)} "  # noqa: S608
-                    f"FROM import_rollback_rows rb, jsonb_populate_record(NULL::agents, rb.before) r "
+                    f"FROM import_rollback_rows rb, jsonb_populate_record(NULL::agents, %s::jsonb || rb.before) r "
                     f"WHERE rb.action = 'update' AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = rb.agent_id) "
-                    f"ON CONFLICT (id) DO NOTHING"
+                    f"ON CONFLICT (id) DO NOTHING",
+                    [json.dumps(defaults, cls=DjangoJSONEncoder)],
                 )
                 reinserted = cursor.rowcount
             if rollback.job.source == ImportJob.Source.D1:
@@ -188,7 +169,6 @@ def import_rollback_chunk_process(*, rollback_id: int, index: int) -> bool:
             cursor.execute("SELECT count(*) FROM import_rollback_rows")
             (entries,) = cursor.fetchone()
             cursor.execute("DROP TABLE import_rollback_rows")
-        chunk.status = ImportRollbackChunk.Status.DONE
         chunk.deleted_rows = deleted
         chunk.restored_rows = restored + reinserted
         if force:
@@ -198,112 +178,36 @@ def import_rollback_chunk_process(*, rollback_id: int, index: int) -> bool:
         else:
             chunk.skipped_rows = entries - deleted - restored
             chunk.skipped_ids = changed[:IDS_KEPT_PER_CHUNK]
-        chunk.error = ""
-        chunk.duration_ms = int((time.monotonic() - started) * 1000)
-        chunk.save()
-    return True
+
+    def job_succeeded(self, rollback: ImportRollback) -> None:
+        rollback.status = ImportRollback.Status.COMPLETED
+        job = ImportJob.objects.select_for_update().get(pk=rollback.job_id)
+        job.status = ImportJob.Status.ROLLED_BACK
+        job.save(update_fields=["status"])
+        transaction.on_commit(_edge_sync_request)
+
+    def failed_message(self, rollback, failed, failed_count) -> str:
+        details = "; ".join(f"chunk {c.index}: {c.error}" for c in failed)
+        return f"{details} — resume the rollback to retry the failed chunks."
 
 
-def import_rollback_chunk_fail(*, rollback_id: int, index: int, message: str) -> None:
-    ImportRollbackChunk.objects.filter(rollback_id=rollback_id, index=index).exclude(
-        status=ImportRollbackChunk.Status.DONE
-    ).update(status=ImportRollbackChunk.Status.FAILED, error=message[:2000])
+ROLLBACKS = RollbackRunner()
 
 
-def import_rollback_chunk_record_error(*, rollback_id: int, index: int, message: str) -> None:
-    ImportRollbackChunk.objects.filter(rollback_id=rollback_id, index=index).exclude(
-        status=ImportRollbackChunk.Status.DONE
-    ).update(status=ImportRollbackChunk.Status.PENDING, error=message[:2000])
+def import_rollback_chunk_process(*, rollback_id: int, index: int) -> bool:
+    """Undo one import chunk's entries in one transaction with the chunk's done-mark."""
+    return ROLLBACKS.chunk_process(job_id=rollback_id, chunk_index=index)
 
 
 def import_rollback_finalize(*, rollback_id: int) -> bool:
     """Close the rollback once no chunk is left; the job becomes rolled_back."""
-    with transaction.atomic():
-        rollback = ImportRollback.objects.select_for_update().get(pk=rollback_id)
-        if rollback.status != ImportRollback.Status.RUNNING:
-            return False
-        chunks = rollback.chunks.all()
-        if chunks.filter(
-            status__in=[ImportRollbackChunk.Status.PENDING, ImportRollbackChunk.Status.RUNNING]
-        ).exists():
-            return False
-        totals = chunks.filter(status=ImportRollbackChunk.Status.DONE).aggregate(
-            deleted=Sum("deleted_rows"),
-            restored=Sum("restored_rows"),
-            skipped=Sum("skipped_rows"),
-            overwritten=Sum("overwritten_rows"),
-        )
-        rollback.deleted_rows = totals["deleted"] or 0
-        rollback.restored_rows = totals["restored"] or 0
-        rollback.skipped_rows = totals["skipped"] or 0
-        rollback.overwritten_rows = totals["overwritten"] or 0
-        failed = list(chunks.filter(status=ImportRollbackChunk.Status.FAILED)[:5])
-        rollback.finished_at = timezone.now()
-        job = ImportJob.objects.select_for_update().get(pk=rollback.job_id)
-        if failed:
-            rollback.status = ImportRollback.Status.FAILED
-            rollback.error_message = "; ".join(f"chunk {c.index}: {c.error}" for c in failed) + (
-                " — resume the rollback to retry the failed chunks."
-            )
-        else:
-            rollback.status = ImportRollback.Status.COMPLETED
-            job.status = ImportJob.Status.ROLLED_BACK
-            job.save(update_fields=["status"])
-            transaction.on_commit(_edge_sync_request)
-        rollback.save()
-    return True
+    return ROLLBACKS.job_finalize(job_id=rollback_id)
 
 
 def import_rollback_resume(*, rollback_id: int) -> list[int]:
     """Re-enqueue every rollback chunk not done (after a crash or a failed chunk)."""
-    with transaction.atomic():
-        rollback = ImportRollback.objects.select_for_update().get(pk=rollback_id)
-        if rollback.status not in (ImportRollback.Status.RUNNING, ImportRollback.Status.FAILED):
-            return []
-        # Chunks a live worker holds stay locked and are skipped: they finish on their own.
-        indexes = list(
-            rollback.chunks.exclude(status=ImportRollbackChunk.Status.DONE)
-            .select_for_update(skip_locked=True)
-            .values_list("index", flat=True)
-        )
-        rollback.chunks.filter(index__in=indexes).exclude(status=ImportRollbackChunk.Status.DONE).update(
-            status=ImportRollbackChunk.Status.PENDING, attempts=0
-        )
-        rollback.status = ImportRollback.Status.RUNNING
-        rollback.error_message = ""
-        rollback.finished_at = None
-        rollback.save()
-        transaction.on_commit(
-            lambda: import_rollback_chunks_enqueue(rollback_id=rollback_id, indexes=indexes)
-        )
-        if not indexes:
-            transaction.on_commit(lambda: import_rollback_finalize(rollback_id=rollback_id))
-    return indexes
-
-
-def import_rollbacks_recover() -> dict[int, list[int]]:
-    """Re-enqueue rollback chunks that no live worker holds (see import_jobs_recover)."""
-    recovered = {}
-    for rollback in ImportRollback.objects.filter(status=ImportRollback.Status.RUNNING):
-        with transaction.atomic():
-            orphaned = list(
-                ImportRollbackChunk.objects.filter(
-                    rollback=rollback, status=ImportRollbackChunk.Status.RUNNING
-                )
-                .select_for_update(skip_locked=True)
-                .values_list("index", flat=True)
-            )
-            if orphaned:
-                rollback.chunks.filter(index__in=orphaned).update(status=ImportRollbackChunk.Status.PENDING)
-        if orphaned:
-            recovered[rollback.pk] = orphaned
-            import_rollback_chunks_enqueue(rollback_id=rollback.pk, indexes=orphaned)
-    return recovered
+    return ROLLBACKS.job_resume(job_id=rollback_id)
 
 
 def _edge_sync_request() -> None:
-    try:
-        from sync.services import d1_sync_request
-    except ImportError:
-        return
-    d1_sync_request(reason="import rolled back")
+    sync_services.d1_sync_request(reason="import rolled back")

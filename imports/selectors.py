@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from django.db import connection
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from .models import ImportChunk, ImportJob, ImportJournalEntry, ImportRollback, ImportRowError
+from .models import ImportJob, ImportJournalEntry, ImportRollback, ImportRowError
 
 CONFLICTS_KEPT = 1000
 
@@ -40,21 +40,20 @@ class ImportProgress:
         return asdict(self)
 
 
+# An import's counts: {name: chunk field}; the job's own field is f"{name}_rows".
+CHUNK_COUNTERS = {
+    "processed": "row_count",
+    "created": "created_rows",
+    "updated": "updated_rows",
+    "unchanged": "unchanged_rows",
+    "failed": "failed_rows",
+    "warned": "warned_rows",
+}
+
+
 def import_chunk_totals(*, job: ImportJob) -> dict[str, int]:
     """A job's counts as the sums over its done chunks, plus chunk tallies: the one source of counts."""
-    done = Q(status=ImportChunk.Status.DONE)
-    totals = job.chunks.aggregate(
-        total=Count("id"),
-        done=Count("id", filter=done),
-        failed_chunks=Count("id", filter=Q(status=ImportChunk.Status.FAILED)),
-        processed=Sum("row_count", filter=done),
-        created=Sum("created_rows", filter=done),
-        updated=Sum("updated_rows", filter=done),
-        unchanged=Sum("unchanged_rows", filter=done),
-        failed=Sum("failed_rows", filter=done),
-        warned=Sum("warned_rows", filter=done),
-    )
-    return {key: value or 0 for key, value in totals.items()}
+    return job.chunks.totals(**CHUNK_COUNTERS)
 
 
 def import_job_progress(*, job: ImportJob) -> ImportProgress:
@@ -200,7 +199,7 @@ def import_rollback_latest(*, job: ImportJob) -> dict | None:
     rollback = job.rollbacks.order_by("-created_at").first()
     if rollback is None:
         return None
-    chunks = rollback.chunks.aggregate(total=Count("id"), done=Count("id", filter=Q(status="done")))
+    chunks = rollback.chunks.totals()
     return {
         "id": rollback.pk,
         "status": rollback.status,

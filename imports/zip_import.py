@@ -1,10 +1,10 @@
 """ZIP imports: one data file (.csv, .xlsx or .json) plus the photos its `photo` column names.
 
-Planning (services.import_job_plan):
+Planning (planning.import_job_plan):
   1. `zip_data_file` vets the whole archive with assets.archives.zip_members_check
      (member count, total size, compression ratio, paths leaving the archive,
      links, overlapping entries) before a byte is inflated, finds the one data
-     file and extracts it to a local temporary file; services stages it like a
+     file and extracts it to a local temporary file; planning stages it like a
      file of its own format (a zip job always ends up with a staged CSV).
   2. Once the data file planned cleanly, `zip_files_extract` copies every
      other member to storage under `imports/job-<id>/files/<relative path>` and
@@ -18,7 +18,7 @@ the whole archive once per chunk. Extracted once, a chunk reads only the few
 photos its rows name, the archive is vetted exactly once, and the actual
 (not declared) size of every member is enforced while it is copied.
 
-Chunks (services.import_chunk_process): `ZipPhotoResolver` turns a row's
+Chunks (chunks.import_chunk_write): `ZipPhotoResolver` turns a row's
 `photo` cell into a storage name: the file is looked up in the manifest,
 validated with assets.validators.agent_photo_validate and stored
 content-addressed at `agents/photos/<sha256[:16]>.<ext>` — the same bytes always

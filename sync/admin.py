@@ -6,6 +6,8 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from estateflow.admin_site import ReadOnlyAdmin
+
 from .d1_client import d1_target_describe
 from .models import SyncRun, VerifyRun
 from .selectors import (
@@ -18,17 +20,6 @@ from .selectors import (
 from .tasks import d1_sync_run_task, d1_verify_task
 
 RUN_PERMISSION = "sync.run_sync"
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(SyncRun)

@@ -22,9 +22,11 @@ from pathlib import Path
 import httpx
 from django.db import connection
 
+from .bookkeeping import push_concurrency
 from .d1_client import D1Client, RestTransport, RetryPolicy, httpx_json
 from .local_engine import LocalD1Engine
-from .services import _concurrency, d1_migrate, d1_verify, sync_lock, sync_run_execute
+from .locks import sync_lock
+from .services import d1_migrate, d1_verify, sync_run_execute
 from .sqlite_sql import Statement
 
 LEGACY_ROWS_PER_SECOND = 16  # DESIGN.md: the old scripts' measured rate
@@ -98,7 +100,7 @@ def benchmark_sync_run(*, rows: int) -> dict:
                 )
 
                 run = sync_run_execute(
-                    full=True, reason="benchmark_sync", client=client, record_position=False
+                    full=True, reason="benchmark_sync", client=client, record_position=False, lock_held=True
                 )
                 if run.error:
                     raise RuntimeError(f"benchmark sync failed: {run.error}")
@@ -107,7 +109,7 @@ def benchmark_sync_run(*, rows: int) -> dict:
                 "rows": run.rows_upserted,
                 "seconds": run.duration_seconds,
                 "rows_per_second": round(run.rows_upserted / run.duration_seconds),
-                "concurrency": _concurrency(),
+                "concurrency": push_concurrency(),
                 **stats,
             }
 
@@ -123,7 +125,7 @@ def benchmark_sync_run(*, rows: int) -> dict:
             D1Client(transport).execute(
                 [Statement("DELETE FROM agents"), Statement("DELETE FROM sync_tombstones")]
             )
-            report["baseline"] = _replay(bodies_path, f"{transport.url}/query", _concurrency())
+            report["baseline"] = _replay(bodies_path, f"{transport.url}/query", push_concurrency())
             report["ratio_sync_time_to_baseline"] = round(
                 report["sync"]["seconds"] / report["baseline"]["seconds"], 2
             )

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django.db import models
 from django.db.models.functions import Now
 
@@ -12,13 +14,14 @@ class SyncChange(models.Model):
     snapshot has seen that transaction.
     """
 
-    OP_UPSERT = "U"
-    OP_DELETE = "D"
+    class Op(models.TextChoices):
+        UPSERT = "U", "upsert"
+        DELETE = "D", "delete (tombstone)"
 
     id = models.BigAutoField(primary_key=True)
     table_name = models.CharField(max_length=32)
     row_id = models.TextField()
-    op = models.CharField(max_length=1, choices=[(OP_UPSERT, "upsert"), (OP_DELETE, "delete (tombstone)")])
+    op = models.CharField(max_length=1, choices=Op.choices)
     xid = models.BigIntegerField(db_index=True)
     created_at = models.DateTimeField(db_default=Now())
 
@@ -51,6 +54,22 @@ class SyncState(models.Model):
         return f"sync position {self.position_xmin}"
 
 
+class SyncRunQuerySet(models.QuerySet):
+    def real(self):
+        """Runs against the real target: the benchmark's runs into a scratch engine are left out."""
+        return self.exclude(kind=SyncRun.Kind.BENCHMARK)
+
+    def successful(self):
+        """Real runs that completed: every change committed before one started has reached D1."""
+        return self.real().filter(status=SyncRun.Status.COMPLETED)
+
+    def running(self):
+        return self.filter(status=SyncRun.Status.RUNNING)
+
+    def newest(self) -> SyncRun | None:
+        return self.order_by("-started_at", "-id").first()
+
+
 class SyncRun(models.Model):
     class Kind(models.TextChoices):
         INCREMENTAL = "incremental"
@@ -60,8 +79,9 @@ class SyncRun(models.Model):
         PULL = "pull", "D1 pull (adopt D1 rows)"
 
     class Status(models.TextChoices):
+        # The project's status words (README, "Status words"): "completed" where this said "success".
         RUNNING = "running"
-        SUCCESS = "success"
+        COMPLETED = "completed"
         PARTIAL = "partial", "partial (rows skipped)"
         FAILED = "failed"
         DRY_RUN = "dry_run", "dry run"
@@ -104,6 +124,8 @@ class SyncRun(models.Model):
     )
     restore_hint = models.TextField(blank=True, default="", help_text="How to go back to the bookmark.")
     error = models.TextField(blank=True, default="")
+
+    objects = SyncRunQuerySet.as_manager()
 
     class Meta:
         db_table = "sync_run"

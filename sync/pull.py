@@ -18,7 +18,7 @@ import json
 import logging
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -34,9 +34,9 @@ from imports.services import import_chunk_process, import_job_create, import_job
 from industries.models import IndustryConfig
 
 from .d1_client import D1Client, D1Error, SqliteTransport
+from .locks import sync_lock
 from .models import SyncRun
 from .selectors import agents_rows_by_ids, d1_industries, industry_d1_attnames, row_body_and_version
-from .services import sync_lock
 from .sqlite_sql import STATEMENT_BYTE_BUDGET, Statement, d1_timestamp, sql_literal
 
 logger = logging.getLogger(__name__)
@@ -65,9 +65,9 @@ class PullResult:
 # --- reading D1 ---------------------------------------------------------------------
 
 
-def _agent_pages(client: D1Client) -> Iterator[list[list]]:
-    """D1 agents in id order, PAGE_ROWS at a time, columns in D1_AGENT_COLUMNS order."""
-    columns = ", ".join(f'"{c}"' for c in D1_AGENT_COLUMNS)
+def _agent_pages(client: D1Client, columns: Sequence[str] = D1_AGENT_COLUMNS) -> Iterator[list[list]]:
+    """D1 agents in id order, PAGE_ROWS at a time, with `columns` in that order (id first)."""
+    columns = ", ".join(f'"{c}"' for c in columns)
     after = ""
     while True:
         rows = client.rows(
@@ -80,16 +80,23 @@ def _agent_pages(client: D1Client) -> Iterator[list[list]]:
         after = rows[-1][0]
 
 
-def _schema_check(client: D1Client, *, mark: bool) -> None:
+# What a pull cannot do without: the columns of the first live schema (001) that PostgreSQL requires.
+PULL_REQUIRED_COLUMNS = ("id", "slug", "name", "state", "created_at", "updated_at")
+
+
+def _columns_to_read(client: D1Client, *, mark: bool) -> tuple[str, ...]:
+    """The mirrored columns D1 has. Marking adopted rows needs all of them and our bookkeeping (004+);
+    reading an older D1 (an export made before a column existed) takes what is there, and a created
+    agent gets the model's default for the rest."""
     present = {r[0] for r in client.rows("SELECT name FROM pragma_table_info('agents')")}
-    # Marking adopted rows needs our bookkeeping columns (004); reading needs 001-003 only.
-    needed = (*D1_AGENT_COLUMNS, "sync_run", "sync_version") if mark else D1_AGENT_COLUMNS
+    needed = (*D1_AGENT_COLUMNS, "sync_run", "sync_version") if mark else PULL_REQUIRED_COLUMNS
     missing = [c for c in needed if c not in present]
     if missing:
         raise PullError(f"D1 agents lacks column(s) {', '.join(missing)}: run `manage.py d1_migrate` first.")
+    return tuple(c for c in D1_AGENT_COLUMNS if c in present)
 
 
-def _stage(client: D1Client) -> tuple[Path, int]:
+def _stage(client: D1Client, columns: Sequence[str]) -> tuple[Path, int]:
     """Write D1's agents into a CSV of JSON cells (NULL stays null, numbers keep their type)."""
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, removed by the caller
         "w", encoding="utf-8", newline="", suffix=".csv", delete=False
@@ -97,8 +104,8 @@ def _stage(client: D1Client) -> tuple[Path, int]:
     count = 0
     with handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(D1_AGENT_COLUMNS)
-        for page in _agent_pages(client):
+        writer.writerow(columns)
+        for page in _agent_pages(client, columns):
             for row in page:
                 writer.writerow([json.dumps(v, ensure_ascii=False) for v in row])
             count += len(page)
@@ -124,6 +131,8 @@ def _industry_values(row: tuple) -> dict:
 
 def _pull_industries(client: D1Client, *, prefer: str, dry_run: bool, result: PullResult) -> None:
     """Industries are six rows: reconciled directly. A difference in created_at alone takes D1's."""
+    if not client.rows("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'industry_config'"):
+        return  # a D1 from before 003: its agents take the default industry
     for key, row in d1_industries(client=client).items():
         values = _industry_values(row)
         current = IndustryConfig.objects.filter(pk=key).first()
@@ -156,14 +165,14 @@ def d1_pull(
     """
     if prefer not in (PREFER_POSTGRES, PREFER_D1):
         raise PullError(f"--prefer is {PREFER_POSTGRES} or {PREFER_D1}, not {prefer!r}")
-    _schema_check(client, mark=mark and not dry_run)
+    columns = _columns_to_read(client, mark=mark and not dry_run)
     result = PullResult()
     with sync_lock() as acquired:
         if not acquired:
             raise PullError("a D1 sync is running; pull again once it has finished")
         with transaction.atomic():
             _pull_industries(client, prefer=prefer, dry_run=dry_run, result=result)
-        staged, result.d1_agents = _stage(client)
+        staged, result.d1_agents = _stage(client, columns)
         try:
             with open(staged, "rb") as handle:
                 job = import_job_create(
@@ -196,7 +205,7 @@ def d1_pull(
         )
         try:
             result.marked, result.conflicts = _mark_adopted(client, result.run.pk)
-            result.run.status = SyncRun.Status.SUCCESS
+            result.run.status = SyncRun.Status.COMPLETED
         except Exception as exc:
             result.run.status = SyncRun.Status.FAILED
             result.run.error = f"{type(exc).__name__}: {exc}"[:4000]

@@ -35,18 +35,17 @@ INDUSTRY_D1_COLUMNS: tuple[str, ...] = (
 AGENT_PUSH_COLUMNS: tuple[str, ...] = (*D1_AGENT_COLUMNS, "sync_version", "sync_run")
 
 
+def sync_run_last_successful() -> SyncRun | None:
+    return SyncRun.objects.successful().newest()
+
+
 def d1_last_successful_sync_started_at() -> datetime | None:
     """When the newest fully successful sync started.
 
     Its snapshot was taken after this instant, so every change committed
     before it has reached D1 (the R2 asset push relies on this).
     """
-    run = (
-        SyncRun.objects.filter(status=SyncRun.Status.SUCCESS)
-        .exclude(kind=SyncRun.Kind.BENCHMARK)
-        .order_by("-started_at")
-        .first()
-    )
+    run = sync_run_last_successful()
     return run.started_at if run else None
 
 
@@ -59,17 +58,12 @@ def sync_state_get() -> SyncState | None:
 
 
 def sync_run_last() -> SyncRun | None:
-    return (
-        SyncRun.objects.exclude(status=SyncRun.Status.SKIPPED)
-        .exclude(kind=SyncRun.Kind.BENCHMARK)
-        .order_by("-started_at", "-id")
-        .first()
-    )
+    return SyncRun.objects.real().exclude(status=SyncRun.Status.SKIPPED).newest()
 
 
 def sync_run_last_restore_point() -> SyncRun | None:
     """The newest run that took a restore point before deleting D1 rows."""
-    return SyncRun.objects.exclude(bookmark="").order_by("-started_at", "-id").first()
+    return SyncRun.objects.exclude(bookmark="").newest()
 
 
 def verify_run_last() -> VerifyRun | None:

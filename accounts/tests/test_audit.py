@@ -136,7 +136,7 @@ def test_history_panel_names_the_sync_that_carried_the_agent(client, admin_user)
     from sync.models import SyncChange
 
     SyncChange.objects.all().delete()
-    run = SyncRun.objects.create(started_at=timezone.now(), status=SyncRun.Status.SUCCESS)
+    run = SyncRun.objects.create(started_at=timezone.now(), status=SyncRun.Status.COMPLETED)
     client.force_login(admin_user)
     body = client.get(reverse("admin:agents_agent_change", args=[agent.pk])).content.decode()
     assert f"sync #{run.pk}" in body

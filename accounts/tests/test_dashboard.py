@@ -29,7 +29,7 @@ def data(db):
     ImportJob.objects.create(file="imports/d.csv", original_name="done.csv", format="csv",
                              status=ImportJob.Status.COMPLETED)  # fmt: skip
     SyncRun.objects.create(started_at=timezone.now() - timezone.timedelta(minutes=30),
-                           status=SyncRun.Status.SUCCESS)  # fmt: skip
+                           status=SyncRun.Status.COMPLETED)  # fmt: skip
     VerifyRun.objects.create(started_at=timezone.now(), clean=False)
     return running
 
@@ -56,9 +56,10 @@ def test_dashboard_on_admin_index(client, admin_user, data):
     assert "running.csv" in body and 'aria-valuenow="25.0"' in body
     assert "done.csv" in body
     assert re.search(r'id="ef-sync-lag">\s*30 min ago', body)
+    assert '<span class="ef-ok">Completed</span>' in body  # the last run, marked as a good one
     assert "drift found" in body
-    # Still the stock app list below.
-    assert "app-agents" in body or "Agents" in body
+    # Still the stock app list below (its module for the agents app, not just the word "Agents").
+    assert 'class="app-agents module' in body
 
 
 def test_dashboard_queries_are_few_and_cached(client, admin_user, data):

@@ -73,6 +73,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("imports_importjob_warnings", ALL, obj="job"),
     Endpoint("imports_importjob_cancel", IMPORTER, method="post", obj="job", ok=302),
     Endpoint("imports_importjob_resume", IMPORTER, method="post", obj="job", ok=302),
+    Endpoint("imports_importjob_rollback", OPERATOR, method="post", obj="job", ok=302),
     *_model_pages("sync_syncrun", "syncrun"),
     Endpoint("sync_syncrun_sync_now", OPERATOR, method="post", ok=302),
     Endpoint("sync_syncrun_verify_now", OPERATOR, method="post", ok=302),
@@ -85,8 +86,6 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("auth_user_password_change", NONE, obj="user"),
     *_model_pages("auth_group", "group", view=NONE),
 ]
-# The rollback endpoint, once imports' admin has it (issue 8: Operator only).
-ROLLBACK = Endpoint("imports_importjob_rollback", OPERATOR, method="post", obj="job", ok=302)
 
 # Admin URLs that are not permission-gated pages: login/logout/password and generic helpers
 # (view_on_site and autocomplete check permissions themselves and are covered by Django).
@@ -120,7 +119,7 @@ def objects(db, role_user):
         "agent": agent.pk,
         "industry": "legal",
         "job": job.pk,
-        "syncrun": SyncRun.objects.create(started_at=now, status=SyncRun.Status.SUCCESS).pk,
+        "syncrun": SyncRun.objects.create(started_at=now, status=SyncRun.Status.COMPLETED).pk,
         "verifyrun": VerifyRun.objects.create(started_at=now, clean=True).pk,
         "assetrun": AssetSyncRun.objects.create().pk,
         "assetobject": AssetObject.objects.create(
@@ -160,11 +159,6 @@ def _url(endpoint: Endpoint, objects: dict) -> str:
     return reverse(f"admin:{endpoint.name}", args=[objects[endpoint.obj]])
 
 
-def _endpoints() -> list[Endpoint]:
-    names = _admin_url_names()
-    return ENDPOINTS + ([ROLLBACK] if ROLLBACK.name in names else [])
-
-
 def _admin_url_names() -> set[str]:
     names: set[str] = set()
 
@@ -180,16 +174,20 @@ def _admin_url_names() -> set[str]:
 
 
 def test_every_admin_url_is_in_the_matrix():
-    covered = {e.name for e in _endpoints()} | NOT_IN_MATRIX
+    covered = {e.name for e in ENDPOINTS} | NOT_IN_MATRIX
     missing = sorted(_admin_url_names() - covered)
     assert not missing, f"admin URLs without a permission-matrix row: {missing}"
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS + [ROLLBACK], ids=lambda e: e.id)
+def test_every_matrix_row_is_an_admin_url():
+    """A row whose URL disappeared fails here (and in its matrix tests), rather than passing unchecked."""
+    gone = sorted({e.name for e in ENDPOINTS} - _admin_url_names())
+    assert not gone, f"permission-matrix rows without an admin URL: {gone}"
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.id)
 @pytest.mark.parametrize("role", ROLES)
 def test_role_matrix(client, role_user, objects, endpoint, role):
-    if endpoint.name not in _admin_url_names():
-        pytest.skip(f"{endpoint.name} is not in the admin yet")
     client.force_login(role_user(role))
     url = _url(endpoint, objects)
     response = getattr(client, endpoint.method)(url, dict(endpoint.data))
@@ -197,10 +195,8 @@ def test_role_matrix(client, role_user, objects, endpoint, role):
     assert response.status_code == expected, f"{role} {endpoint.id} {url}: {response.status_code}"
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS + [ROLLBACK], ids=lambda e: e.id)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.id)
 def test_anonymous_is_sent_to_login(client, objects, endpoint):
-    if endpoint.name not in _admin_url_names():
-        pytest.skip(f"{endpoint.name} is not in the admin yet")
     url = _url(endpoint, objects)
     response = getattr(client, endpoint.method)(url)
     assert response.status_code == 302

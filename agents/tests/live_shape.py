@@ -24,10 +24,18 @@ SHARED_RE_COUNT = 1000
 
 _FIRST = ("John", "Jane", "Maria", "David", "Linda", "James", "Patricia", "Robert", "Jennifer", "Michael")
 _LAST = ("Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Wilson")
-_CITIES = {"FL": ("Miami", "Orlando", "Tampa", "Jacksonville"), "TX": ("Houston", "Austin", "Dallas", "San Antonio")}
+_CITIES = {
+    "FL": ("Miami", "Orlando", "Tampa", "Jacksonville"),
+    "TX": ("Houston", "Austin", "Dallas", "San Antonio"),
+}
 # Industry by id, and the (shared) licence each non-real-estate industry's agents carry.
 _INDUSTRY_CYCLE = ("real_estate", "real_estate", "real_estate", "legal", "insurance", "mortgage", "financial")
-_SHARED_LICENCES = {"legal": "LAW98765", "insurance": "INS45678", "mortgage": "MTG34567", "financial": "FIN23456"}
+_SHARED_LICENCES = {
+    "legal": "LAW98765",
+    "insurance": "INS45678",
+    "mortgage": "MTG34567",
+    "financial": "FIN23456",
+}
 
 
 def live_slug(name: str) -> str:
@@ -91,8 +99,9 @@ def live_insert_statements(rows: Iterable[dict], *, batch: int = 50) -> Iterator
     pending: list[str] = []
 
     def flush() -> str:
+        # Values are quoted by _quote, as the old loader did (this is its SQL, reproduced).
         return (
-            "INSERT INTO agents (id, slug, name, license_number, email, phone, industry, state, city, "
+            "INSERT INTO agents (id, slug, name, license_number, email, phone, industry, state, city, "  # noqa: S608
             "subscription_tier, created_at, updated_at) VALUES " + ", ".join(pending)
         )
 

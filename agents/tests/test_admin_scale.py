@@ -127,6 +127,7 @@ def test_action_checkbox_markup_matches_django(admin_client):
     ) in body
 
 
+@pytest.mark.slow
 def test_benchmark_fill_and_measure_small(admin_user):
     fill = bench_fill(rows=300, seed=3)
     assert fill["rows"] == 300 and Agent.objects.count() == 300

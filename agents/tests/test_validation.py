@@ -192,3 +192,36 @@ def test_model_full_clean_uses_the_same_rules():
     assert {"state", "email"} <= set(exc.value.message_dict)
     # A licence off the NMLS pattern is only a warning: it does not block a save.
     assert "license_number" not in exc.value.message_dict
+
+
+# The admin (Model.full_clean) and imports (AgentValidator) read the same field declarations.
+# A bool in a number column is the import's own concern: Django's IntegerField takes True as 1.
+@pytest.mark.parametrize(("column", "bad", "good"), [r for r in RULES if r[0] != "profile_views"])
+def test_model_full_clean_refuses_what_the_validator_refuses(column, bad, good):
+    record = {**VALID, "industry": "financial", "profession": "advisor", "license_number": "1234"}
+    fields = {("industry_id" if c == "industry" else c): v for c, v in record.items()}
+    AgentFactory.build(**{**fields, column if column != "industry" else "industry_id": good}).full_clean()
+    agent = AgentFactory.build(**{**fields, column if column != "industry" else "industry_id": bad})
+    with pytest.raises(ValidationError) as exc:
+        agent.full_clean()
+    assert set(exc.value.message_dict) == {column}
+
+
+def test_the_validator_reads_its_limits_from_the_model_fields(validator):
+    from agents.models import Agent
+
+    years = Agent._meta.get_field("years_experience")
+    highest = max(v.limit_value for v in years.validators if type(v).__name__ == "MaxValueValidator")
+    message = validator.validate({**VALID, "years_experience": highest + 1})["years_experience"]
+    assert message == f"Must be between 0 and {highest} (got {highest + 1})."
+    city = Agent._meta.get_field("city")
+    assert validator.validate({**VALID, "city": "x" * (city.max_length + 1)})["city"].startswith(
+        f"At most {city.max_length} characters"
+    )
+    allowed = sorted(value for value, _ in Agent._meta.get_field("bio_tone").choices)
+    assert (
+        validator.validate({**VALID, "bio_tone": "angry"})["bio_tone"]
+        == f"'angry' is not one of: {', '.join(allowed)}."
+    )
+    assert validator.validate({**VALID, "state": "ZZ"})["state"].startswith("Unknown state code 'ZZ'")
+    assert validator.validate({**VALID, "name": None})["name"] == "Name is required."

@@ -68,7 +68,7 @@ def test_photo_over_five_megabytes_rejected(admin_client, media_root):
 
 
 def test_sync_runs_admin_is_read_only(admin_client):
-    run = AssetSyncRun.objects.create(status=AssetSyncRun.STATUS_SUCCEEDED, objects_put=3, reason="test")
+    run = AssetSyncRun.objects.create(status=AssetSyncRun.Status.COMPLETED, objects_put=3, reason="test")
     assert admin_client.get("/admin/assets/assetsyncrun/").status_code == 200
     assert admin_client.get(f"/admin/assets/assetsyncrun/{run.pk}/change/").status_code == 200
     assert admin_client.get("/admin/assets/assetsyncrun/add/").status_code == 403

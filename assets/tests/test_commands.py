@@ -18,7 +18,7 @@ def test_sync_assets_command_json_and_dry_run(r2):
     out = io.StringIO()
     call_command("sync_assets", "--dry-run", "--json", stdout=out)
     dry = json.loads(out.getvalue())
-    assert dry["dry_run"] is True and dry["objects_put"] == 4 and dry["status"] == "succeeded"
+    assert dry["dry_run"] is True and dry["objects_put"] == 4 and dry["status"] == "completed"
 
     out = io.StringIO()
     call_command("sync_assets", "--json", stdout=out)
@@ -36,7 +36,7 @@ def test_sync_request_enqueues_the_named_task(r2):
     assert r2_sync_run_task.name == "assets.r2_sync_run"
     r2_sync_request(reason="photo uploaded")  # eager in tests: runs in-process
     run = AssetSyncRun.objects.get()
-    assert (run.reason, run.status, run.objects_put) == ("photo uploaded", "succeeded", 2)
+    assert (run.reason, run.status, run.objects_put) == ("photo uploaded", "completed", 2)
     # Redelivery of the same message is a no-op.
     r2_sync_run_task.apply(kwargs={"run_id": run.pk}).get()
     assert AssetSyncRun.objects.count() == 1

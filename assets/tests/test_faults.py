@@ -28,7 +28,7 @@ def test_push_converges_through_injected_5xx_and_timeouts(r2, moto_endpoint, fau
 
     run = r2_sync_run()
 
-    assert run.status == AssetSyncRun.STATUS_SUCCEEDED, run.error
+    assert run.status == AssetSyncRun.Status.COMPLETED, run.error
     assert set(proxy.faults) == {"500", "503", "timeout"}, proxy.faults
     assert proxy.requests > run.objects_put == 16  # the extra requests are the retries
     objects = _direct_objects(r2, moto_endpoint)
@@ -44,7 +44,7 @@ def test_push_converges_through_injected_5xx_and_timeouts(r2, moto_endpoint, fau
     proxy.faults.clear()
     before = proxy.requests
     again = r2_sync_run()
-    assert (again.status, again.objects_put, proxy.requests - before) == (AssetSyncRun.STATUS_SUCCEEDED, 0, 0)
+    assert (again.status, again.objects_put, proxy.requests - before) == (AssetSyncRun.Status.COMPLETED, 0, 0)
 
 
 def test_bucket_down_fails_the_run_cleanly_then_next_run_converges(r2, moto_endpoint, fault_proxy):
@@ -55,7 +55,7 @@ def test_bucket_down_fails_the_run_cleanly_then_next_run_converges(r2, moto_endp
 
     run = r2_sync_run()
 
-    assert run.status == AssetSyncRun.STATUS_FAILED
+    assert run.status == AssetSyncRun.Status.FAILED
     assert "bucket unavailable" in run.error and agent.id in run.error
     assert proxy.requests == 3  # retries={"max_attempts": 2} means two retries after the first try
     assert not AssetObject.objects.exists()  # nothing recorded that is not in the bucket
@@ -63,5 +63,5 @@ def test_bucket_down_fails_the_run_cleanly_then_next_run_converges(r2, moto_endp
 
     proxy.fault_rate = 0.0
     run = r2_sync_run()
-    assert run.status == AssetSyncRun.STATUS_SUCCEEDED and run.objects_put == 2
+    assert run.status == AssetSyncRun.Status.COMPLETED and run.objects_put == 2
     assert len(_direct_objects(r2, moto_endpoint)) == 2

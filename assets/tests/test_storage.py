@@ -124,7 +124,7 @@ def test_push_to_local_folder_served_in_debug(settings, tmp_path, media_root):
     run = r2_sync_run()
     assert run.objects_put == 2, run.error
     agent.refresh_from_db()
-    original = AssetObject.objects.get(agent_id=agent.id, kind=AssetObject.KIND_ORIGINAL)
+    original = AssetObject.objects.get(agent_id=agent.id, kind=AssetObject.Kind.ORIGINAL)
     assert agent.photo_url == f"http://127.0.0.1:8000/assets/{original.key}"
     assert (tmp_path / "r2" / original.key).is_file()
     assert r2_sync_run().objects_put == 0

@@ -184,7 +184,7 @@ def test_embedded_services_boot_migrate_import_through_a_worker_and_sync_to_d1(t
                 worker_log = log_path.read_text()
                 assert worker_log.count("imports.import_chunk_process") >= 3, worker_log[-3000:]
                 sync = json.loads(_run([python, "manage.py", "sync_d1", "--json"], env).stdout)
-                assert sync["status"] == "success" and sync["rows_upserted"] >= 300
+                assert sync["status"] == "completed" and sync["rows_upserted"] >= 300
             finally:
                 os.killpg(worker.pid, signal.SIGTERM)
                 worker.wait(timeout=30)

@@ -30,6 +30,7 @@ def broker():
     return BROKER_URL
 
 
+@pytest.mark.slow
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_benchmark_runs_every_pass_through_a_real_worker(broker, tmp_path, monkeypatch):
@@ -37,7 +38,8 @@ def test_benchmark_runs_every_pass_through_a_real_worker(broker, tmp_path, monke
         raise AssertionError("ran in the test process: the benchmark must use its worker processes")
 
     monkeypatch.setattr(services, "import_job_plan", not_here)
-    monkeypatch.setattr(services, "import_chunk_process", not_here)
+    # The chunk step itself, wherever the engine calls it from.
+    monkeypatch.setattr("imports.lifecycle.import_chunk_write", lambda job, chunk: not_here())
     messages = []
     report = benchmark.benchmark_run(
         sizes=[ROWS], workers=1, chunk_size=100, broker_url=broker, workdir=tmp_path, log=messages.append
@@ -51,7 +53,8 @@ def test_benchmark_runs_every_pass_through_a_real_worker(broker, tmp_path, monke
         assert r.chunks == 2
         assert r.pipeline_seconds > 0 and r.baseline_seconds > 0
         assert r.ratio == pytest.approx(r.pipeline_seconds / r.baseline_seconds)
-        assert r.peak_worker_mb is None or r.peak_worker_mb > 10
+        # A live prefork worker's peak RSS is always readable from /proc here: a missing figure is a bug.
+        assert r.peak_worker_mb is not None and r.peak_worker_mb > 10
         assert r.counts_ok
     assert (insert.created, insert.updated, insert.unchanged) == (ROWS, 0, 0)
     assert (update.created, update.updated, update.unchanged) == (0, ROWS, 0)

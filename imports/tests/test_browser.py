@@ -15,7 +15,13 @@ import pytest
 
 from agents.models import Agent
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.browser]
+# Slow like every test that starts a real worker (and this one a Chromium too).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.worker,
+    pytest.mark.browser,
+    pytest.mark.slow,
+]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 CHROMIUM_ARGS = [

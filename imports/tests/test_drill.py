@@ -18,6 +18,7 @@ BROKER_URL = os.environ.get("DRILL_TEST_BROKER_URL") or redis_url(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_drill_kills_workers_and_every_check_passes(tmp_path):

@@ -108,6 +108,7 @@ FILES = st.one_of(
 TRACEBACK_MARKS = ("Traceback", 'File "')
 
 
+@pytest.mark.slow
 @settings(
     max_examples=200,
     deadline=None,

@@ -29,6 +29,7 @@ def probe(path, **env) -> dict:
     return result
 
 
+@pytest.mark.slow
 def test_json_with_a_distinct_key_per_object(tmp_path):
     result = probe(json_distinct_keys(tmp_path / "keys.json", 15_000))  # 1.2 MB; a worker took 1.1 GB
     assert result["status"] == ImportJob.Status.COMPLETED and result["rows"] == 15_000

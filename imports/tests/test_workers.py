@@ -21,7 +21,8 @@ from imports.tasks import import_chunk_process_task
 from .conftest import csv_text
 from .workers import RedisServer, use_broker, wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+# Every test here starts real Celery worker processes: 3-10 s each.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.slow]
 
 
 def job_done(job_id: int):

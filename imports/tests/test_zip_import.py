@@ -343,7 +343,7 @@ def test_zip_import_then_asset_push_publishes_every_photo(r2):  # noqa: F811
 
     run = r2_sync_run(reason="test")
 
-    assert run.status == AssetSyncRun.STATUS_SUCCEEDED, run.error
+    assert run.status == AssetSyncRun.Status.COMPLETED, run.error
     assert (run.objects_put, run.agents_updated) == (60, 30)
     _assert_pushed(r2, photos)
 
@@ -387,7 +387,7 @@ def test_thousand_agents_zip_to_bucket_and_d1(r2, d1):  # noqa: F811
 
     bucket = MemoryBucket()
     run = r2_sync_run(reason="test", bucket=bucket)
-    assert run.status == AssetSyncRun.STATUS_SUCCEEDED, run.error
+    assert run.status == AssetSyncRun.Status.COMPLETED, run.error
     assert (run.objects_put, run.agents_updated) == (2000, 1000)
     urls = dict(Agent.objects.values_list("id", "photo_url"))
     types = {ext: content_type for _, ext, content_type in FORMATS}
@@ -399,6 +399,6 @@ def test_thousand_agents_zip_to_bucket_and_d1(r2, d1):  # noqa: F811
         assert urls[agent_id] == f"{r2.R2_PUBLIC_BASE_URL}/{key}"
 
     sync = sync_run_execute(reason="test")
-    assert sync.status == SyncRun.Status.SUCCESS, sync.error
+    assert sync.status == SyncRun.Status.COMPLETED, sync.error
     d1_urls = {r["id"]: r["photo_url"] for r in d1.query("SELECT id, photo_url FROM agents")}
     assert d1_urls == urls

@@ -160,6 +160,8 @@ def use_broker(url: str) -> None:
     """Point this (test) process's Celery app at a broker, out of eager mode."""
     celery_app.conf.task_always_eager = False
     celery_app.conf.broker_url = url
+    # Celery reads CELERY_BROKER_URL from the environment before its config (`make test` exports it).
+    os.environ["CELERY_BROKER_URL"] = url
     # Publishers are pooled per broker: drop them so the next publish dials the new URL.
     celery_app._pool = None
     celery_app.amqp._producer_pool = None

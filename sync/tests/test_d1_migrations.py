@@ -31,9 +31,12 @@ def test_fresh_database_gets_the_schema_of_design_md(d1_empty):
     applied = d1_migrate(client=d1_empty)
     assert applied == [p.name for p in d1_migration_files()]
     columns = [r["name"] for r in d1_empty.query("PRAGMA table_info(agents)")]
+    from agents.checks import d1_agent_columns
     from agents.resources import D1_AGENT_COLUMNS
 
-    assert columns == [*D1_AGENT_COLUMNS, "sync_version", "sync_run"]
+    # What SQLite builds is what agents.checks reads from the same files (and compares with the model).
+    assert columns == [c.name for c in d1_agent_columns().values()]
+    assert set(columns) == {*D1_AGENT_COLUMNS, "sync_version", "sync_run"}
     indexes = {r["name"] for r in d1_empty.query("PRAGMA index_list(agents)")}
     assert {"idx_agents_state_city", "idx_agents_industry_profession", "idx_agents_ghost_claimed"} <= indexes
     rows = d1_empty.query("SELECT id, name, applied_at FROM d1_migrations ORDER BY id")

@@ -92,6 +92,7 @@ def test_timeout_is_retried_against_the_real_engine(d1):
         proxy.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_sync_converges_with_20_percent_of_requests_failing(d1, settings):
     """429s, 500/503s, slow answers and dropped connections (before and after the engine applied
@@ -107,7 +108,7 @@ def test_sync_converges_with_20_percent_of_requests_failing(d1, settings):
     try:
         settings.CLOUDFLARE_BASE_URL = proxy.url + "/client/v4"
         run = sync_run_execute(reason="faults")
-        assert run.status == SyncRun.Status.SUCCESS, run.error
+        assert run.status == SyncRun.Status.COMPLETED, run.error
         assert run.rows_upserted == 2000 + 6
         assert run.retries > 0
         faults = {k: v for k, v in proxy.counts.items() if k != "requests"}

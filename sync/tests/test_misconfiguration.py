@@ -89,7 +89,7 @@ def test_404_fails_the_run_even_where_nothing_is_recorded(proxied, settings):
 
 def test_a_sync_whose_writes_all_failed_is_failed_and_its_rows_stay_pending(proxied, settings):
     agents_bulk(40)
-    assert sync_run_execute(reason="first").status == SyncRun.Status.SUCCESS
+    assert sync_run_execute(reason="first").status == SyncRun.Status.COMPLETED
     Agent.objects.filter(id__in=["a0000001", "a0000002", "a0000003"]).update(city="Pending")
     proxied(always="sql_400", writes_only=True)
     with pytest.raises(CommandError, match="every write failed"):

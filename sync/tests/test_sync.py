@@ -1,5 +1,6 @@
 """Incremental and full sync against the real local D1 engine (miniflare), PostgreSQL triggers included."""
 
+import json
 import threading
 from decimal import Decimal
 
@@ -8,6 +9,7 @@ from django.db import connection, transaction
 
 from agents.models import Agent
 from sync.models import SyncChange, SyncRun, SyncState
+from sync.push import agent_prepared, agent_units, push_builders
 from sync.selectors import (
     AGENT_PUSH_COLUMNS,
     agents_rows_all,
@@ -16,15 +18,7 @@ from sync.selectors import (
     industries_rows,
     row_body_and_version,
 )
-from sync.services import (
-    SYNC_LOCK_KEY,
-    SyncOptions,
-    _agent_prepared,
-    _agent_units,
-    _builders,
-    d1_verify,
-    sync_run_execute,
-)
+from sync.services import SYNC_LOCK_KEY, SyncOptions, d1_verify, sync_run_execute
 from sync.sqlite_sql import d1_value
 
 from .factories import SyncAgentFactory, agents_bulk, industries_ensure
@@ -63,7 +57,7 @@ def seeded(d1):
 def test_first_sync_is_full_and_lands_every_type_exactly(seeded):
     agents_bulk(300)
     run = sync_run_execute(reason="test")
-    assert run.status == SyncRun.Status.SUCCESS, run.error
+    assert run.status == SyncRun.Status.COMPLETED, run.error
     assert run.kind == SyncRun.Kind.FULL
     assert run.rows_upserted == 300 + 6
     assert_d1_equals_postgres(seeded)
@@ -73,10 +67,11 @@ def test_first_sync_is_full_and_lands_every_type_exactly(seeded):
     assert d1_verify().clean
 
 
+@pytest.mark.slow
 def test_incremental_sends_only_changed_rows_edits_and_deletes(seeded):
     """1,000 edits and 100 deletes across admin saves and bulk paths; only those rows travel."""
     agents_bulk(3000)
-    assert sync_run_execute(reason="first").status == SyncRun.Status.SUCCESS
+    assert sync_run_execute(reason="first").status == SyncRun.Status.COMPLETED
     ids = sorted(Agent.objects.values_list("id", flat=True))
     # bulk path: one UPDATE statement, no save(), no auto_now
     Agent.objects.filter(id__in=ids[:990]).update(city="Oakland", bio=None, features={"k": "v'"})
@@ -91,7 +86,7 @@ def test_incremental_sends_only_changed_rows_edits_and_deletes(seeded):
     Agent.objects.filter(id__in=ids[2500:2600]).update(state="CA")
 
     run = sync_run_execute(reason="incremental")
-    assert run.status == SyncRun.Status.SUCCESS, run.error
+    assert run.status == SyncRun.Status.COMPLETED, run.error
     assert run.kind == SyncRun.Kind.INCREMENTAL
     assert 0 < really_changed < 100
     assert run.changes_read == 1100 + really_changed
@@ -109,7 +104,12 @@ def test_raw_sql_import_path_is_tracked(seeded):
     """The import pipeline writes with COPY + INSERT ... ON CONFLICT and DELETEs; triggers see all of it."""
     agents_bulk(50)
     sync_run_execute(reason="first")
-    cols = "id, slug, name, state, industry, profession, status, ghost_profile, profile_views, fake_leads_count, created_at, updated_at, service_regions, service_zipcodes, service_radius_miles, primary_specialty, secondary_specialties, property_types, price_ranges, client_focus, language_capabilities, years_experience, transactions_ytd, total_volume_sold, subscription_tier, bio_tone, content_style, unique_value_props, features, specializations"
+    listed = "id, slug, name, state, industry, profession, status, ghost_profile, profile_views, fake_leads_count, created_at, updated_at, service_regions, service_zipcodes, service_radius_miles, primary_specialty, secondary_specialties, property_types, price_ranges, client_focus, language_capabilities, years_experience, transactions_ytd, total_volume_sold, subscription_tier, bio_tone, content_style, unique_value_props, features, specializations"
+    # Any other NOT NULL column takes its model default, as the import's writer gives it.
+    defaulted = [f for f in Agent._meta.concrete_fields if not f.null and f.column not in listed.split(", ")]
+    defaults = tuple(json.dumps(f.get_default()) if f.get_internal_type() == "JSONField" else f.get_default()
+                     for f in defaulted)  # fmt: skip
+    cols = ", ".join([listed, *(f.column for f in defaulted)])
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("CREATE TEMP TABLE imp (LIKE agents INCLUDING DEFAULTS) ON COMMIT DROP")
         with cur.copy(f"COPY imp ({cols}) FROM STDIN") as copy:
@@ -147,6 +147,7 @@ def test_raw_sql_import_path_is_tracked(seeded):
                         "[]",
                         "{}",
                         "[]",
+                        *defaults,
                     )
                 )
         upsert = (
@@ -156,7 +157,7 @@ def test_raw_sql_import_path_is_tracked(seeded):
         cur.execute(upsert)
         cur.execute("DELETE FROM agents WHERE id IN ('a0000045', 'a0000046')")
     run = sync_run_execute(reason="after import")
-    assert run.status == SyncRun.Status.SUCCESS, run.error
+    assert run.status == SyncRun.Status.COMPLETED, run.error
     assert (run.rows_upserted, run.rows_deleted) == (40, 2)
     assert_d1_equals_postgres(seeded)
 
@@ -173,7 +174,7 @@ def _pg_connect():
 def test_transaction_committing_after_a_later_numbered_one_is_not_missed(seeded):
     """Two real concurrent transactions: T1 takes its xid first but commits after T2 and after a sync."""
     agents_bulk(2)
-    assert sync_run_execute(reason="first").status == SyncRun.Status.SUCCESS
+    assert sync_run_execute(reason="first").status == SyncRun.Status.COMPLETED
     t1, t2 = _pg_connect(), _pg_connect()
     try:
         with t1.cursor() as c1, t2.cursor() as c2:
@@ -192,7 +193,7 @@ def test_transaction_committing_after_a_later_numbered_one_is_not_missed(seeded)
             thread.start()
             thread.join(60)
             run = result["run"]
-            assert run.status == SyncRun.Status.SUCCESS, run.error
+            assert run.status == SyncRun.Status.COMPLETED, run.error
             assert run.rows_upserted == 1
             # A "highest xid seen" cursor would now sit past xid1; the snapshot xmin does not.
             assert run.position_after <= xid1
@@ -223,9 +224,9 @@ def test_deleted_agent_never_comes_back_from_a_stale_upsert(seeded):
     agents_bulk(3)
     first = sync_run_execute(reason="first")
     # The exact statement the first run sent for a0000001, replayed later.
-    stale = list(_agent_units(_builders(), [_agent_prepared(agents_rows_by_ids(["a0000001"])[0], first.pk)]))[
-        0
-    ].statements
+    stale = list(
+        agent_units(push_builders(), [agent_prepared(agents_rows_by_ids(["a0000001"])[0], first.pk)])
+    )[0].statements
     Agent.objects.filter(id="a0000001").delete()
     run = sync_run_execute(reason="delete")
     assert run.rows_deleted == 1
@@ -239,8 +240,9 @@ def test_deleted_agent_never_comes_back_from_a_stale_upsert(seeded):
     Agent.objects.filter(id="a0000002").update(city="Newer")
     sync_run_execute(reason="newer")
     old = list(
-        _agent_units(
-            _builders(), [_agent_prepared(("a0000002",) + agents_rows_by_ids(["a0000002"])[0][1:], first.pk)]
+        agent_units(
+            push_builders(),
+            [agent_prepared(("a0000002",) + agents_rows_by_ids(["a0000002"])[0][1:], first.pk)],
         )
     )
     seeded.execute(old[0].statements)
@@ -271,7 +273,7 @@ def test_rejected_row_is_isolated_reported_skipped_and_retried_later(seeded):
 
     seeded.query("DELETE FROM agents WHERE id = 'zz-stray'")
     again = sync_run_execute(reason="retry")
-    assert again.status == SyncRun.Status.SUCCESS
+    assert again.status == SyncRun.Status.COMPLETED
     assert again.rows_upserted == 1
     assert d1_agents(seeded)["a0000250"]["slug"] == "clash"
     assert d1_verify().clean
@@ -283,7 +285,7 @@ def test_value_too_large_for_a_literal_is_bound_and_limits_hold(seeded, settings
     agents_bulk(200)
     big = SyncAgentFactory(id="big", slug="big", bio="É'\n" * 50_000)
     run = sync_run_execute(reason="big")
-    assert run.status == SyncRun.Status.SUCCESS, run.error
+    assert run.status == SyncRun.Status.COMPLETED, run.error
     assert run.max_statement_bytes <= 30_000
     assert d1_agents(seeded)["big"]["bio"] == big.bio
     assert d1_verify().clean
@@ -315,7 +317,7 @@ def test_two_syncs_never_run_at_once(seeded):
         other.execute("SELECT pg_advisory_unlock(%s)", [SYNC_LOCK_KEY])
         other.close()
     ok = sync_run_execute(reason="free")
-    assert ok.status == SyncRun.Status.SUCCESS
+    assert ok.status == SyncRun.Status.COMPLETED
     assert d1_last_successful_sync_started_at() == ok.started_at
 
 
@@ -329,13 +331,13 @@ def test_full_sync_rebuilds_d1_and_removes_rows_postgres_lacks_only_with_prune(s
     assert not verify.clean
     assert verify.count_drift
     run = sync_run_execute(full=True, reason="full")
-    assert run.status == SyncRun.Status.SUCCESS, run.error
+    assert run.status == SyncRun.Status.COMPLETED, run.error
     assert (run.rows_deleted, run.unknown_in_d1, run.bookmark) == (0, 1, "")
     assert "ghost-1" in d1_agents(seeded), "a full sync never deletes what PostgreSQL never had"
     assert not d1_verify().clean
 
     pruned = sync_run_execute(full=True, reason="prune", options=SyncOptions(prune=True))
-    assert pruned.status == SyncRun.Status.SUCCESS, pruned.error
+    assert pruned.status == SyncRun.Status.COMPLETED, pruned.error
     assert pruned.rows_deleted == 1 and pruned.pruned
     assert pruned.bookmark and pruned.bookmark in pruned.restore_hint
     assert "time_travel/restore?bookmark=" in pruned.restore_hint
@@ -364,8 +366,12 @@ def test_verify_repair_repushes_only_drifted_ranges(seeded, settings):
     repaired = d1_verify(repair=True)
     assert repaired.repaired and repaired.clean
     assert repaired.rows_repaired == 3
+    repair = SyncRun.objects.get(kind=SyncRun.Kind.REPAIR)
     # the two drifted agents plus the six industries (re-pushed whole)
-    assert SyncRun.objects.get(kind=SyncRun.Kind.REPAIR).rows_upserted == 2 + 6
+    assert repair.rows_upserted == 2 + 6
+    # Totalled like a sync (sync.bookkeeping): statements, largest statement and target too.
+    assert repair.status == SyncRun.Status.COMPLETED and repair.target and repair.finished_at
+    assert repair.statements >= 2 and 0 < repair.max_statement_bytes <= 100_000
     assert_d1_equals_postgres(seeded)
 
 
@@ -385,7 +391,7 @@ def test_no_statement_sent_exceeds_d1_limits(seeded, d1_engine):
     SyncAgentFactory(id="huge-1", slug="huge-1", bio="ü" * 120_000, features={"notes": "x" * 90_000})
     spy = Spy(rest_client(d1_engine.api_base).transport)
     run = sync_run_execute(reason="limits", client=spy)
-    assert run.status == SyncRun.Status.SUCCESS, run.error
+    assert run.status == SyncRun.Status.COMPLETED, run.error
     assert sent and max(len(s.sql.encode("utf-8")) for s in sent) <= 100_000
     assert max(len(s.params) for s in sent) <= 100
     assert any(s.params for s in sent), "the huge row travelled with bound parameters"

@@ -19,8 +19,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.urls import reverse
 
+from agents.checks import d1_agent_columns, d1_migration_sources
 from agents.models import Agent
-from agents.resources import D1_AGENT_COLUMNS
 from agents.tests.live_shape import LIVE_STAGES, live_agent_rows, live_slug, live_stage_files
 from imports.models import ImportJob, ImportRowError
 from imports.rollback import import_rollback_request
@@ -52,9 +52,14 @@ PUBLIC_SEARCH = (
 SEARCHES = (("%Smith%", 50, 0), ("%Miami%", 25, 100), ("%TX%", 40, 2000), ("%Garcia 11%", 100, 0))
 
 
+# The columns the live D1 has and the public site reads: what the baseline migrations (000-003)
+# create. Not the model's columns: SQLite reads a double-quoted name it does not know as a string.
+LIVE_COLUMNS = tuple(c.name for c in d1_agent_columns(d1_migration_sources()[:4]).values())
+
+
 def d1_content(client) -> dict[str, tuple]:
-    """Every D1 agent's mirrored columns (what the public site reads), by id."""
-    cols = ", ".join(f'"{c}"' for c in D1_AGENT_COLUMNS)
+    """Every D1 agent's columns of the live schema (what the public site reads), by id."""
+    cols = ", ".join(f'"{c}"' for c in LIVE_COLUMNS)
     return {r[0]: tuple(r) for r in client.rows(f"SELECT {cols} FROM agents ORDER BY id")}  # noqa: S608
 
 
@@ -82,6 +87,7 @@ def live(d1_empty):
     return d1_empty
 
 
+@pytest.mark.slow
 def test_hand_built_live_d1_is_adopted_without_losing_a_row_or_a_slug(live):
     content = d1_content(live)
     searches = public_search(live)
@@ -117,7 +123,7 @@ def test_hand_built_live_d1_is_adopted_without_losing_a_row_or_a_slug(live):
 
     assert d1_verify().clean
     run = sync_run_execute(reason="after pull")
-    assert run.status == SyncRun.Status.SUCCESS, run.error
+    assert run.status == SyncRun.Status.COMPLETED, run.error
     assert d1_content(live) == content, "the sync changed no D1 row's content"
     assert public_search(live) == searches
     assert d1_answers(live) == answers == pg_answers()
@@ -133,7 +139,7 @@ def test_hand_built_live_d1_is_adopted_without_losing_a_row_or_a_slug(live):
     agent.city = "Key West"
     agent.save()
     edited = sync_run_execute(reason="admin edit")
-    assert edited.status == SyncRun.Status.SUCCESS and edited.rows_upserted == 1
+    assert edited.status == SyncRun.Status.COMPLETED and edited.rows_upserted == 1
     assert live.rows("SELECT city, slug FROM agents WHERE id = '1111'") == [["Key West", agent.slug]]
     assert d1_answers(live) == pg_answers()
     assert d1_verify().clean
@@ -142,13 +148,14 @@ def test_hand_built_live_d1_is_adopted_without_losing_a_row_or_a_slug(live):
 def test_wrangler_built_live_d1_is_adopted_too(d1_empty):
     live_d1_build(d1_empty, stages=(10, 100, 1000), wrangler=True)
     content = d1_content(d1_empty)
-    assert d1_migrate(client=d1_empty) == ["004_sync_bookkeeping.sql", "005_sync_run_index.sql"]
+    # wrangler recorded the baseline (000-003): every later migration runs, and only those.
+    assert d1_migrate(client=d1_empty) == [name for name, _ in d1_migration_sources()[4:]]
     assert sync_run_execute(reason="first").status == SyncRun.Status.REFUSED
     assert d1_content(d1_empty) == content
     out = io.StringIO()
     call_command("d1_pull", stdout=out)
     assert "1,110 created" in out.getvalue()
-    assert sync_run_execute(reason="adopted").status == SyncRun.Status.SUCCESS
+    assert sync_run_execute(reason="adopted").status == SyncRun.Status.COMPLETED
     assert d1_content(d1_empty) == content
     assert d1_answers(d1_empty) == pg_answers()
     assert d1_verify().clean
@@ -172,7 +179,7 @@ def test_importing_the_live_files_into_an_empty_postgres_never_replaces_live_slu
 
     # Only the operator's explicit word replaces them.
     forced = sync_run_execute(reason="forced", options=SyncOptions(overwrite_unmanaged=True))
-    assert forced.status == SyncRun.Status.SUCCESS and not forced.unmanaged_kept
+    assert forced.status == SyncRun.Status.COMPLETED and not forced.unmanaged_kept
     assert d1_content(d1_empty)["7"][1] == Agent.objects.get(pk="7").slug != content["7"][1]
 
 
@@ -181,7 +188,7 @@ def test_prune_takes_a_bookmark_first_and_the_bookmark_restores(d1_empty, admin_
     d1_migrate(client=d1_empty)
     content = d1_content(d1_empty)
     run = sync_run_execute(full=True, reason="prune", options=SyncOptions(prune=True))
-    assert run.status == SyncRun.Status.SUCCESS, run.error
+    assert run.status == SyncRun.Status.COMPLETED, run.error
     assert run.rows_deleted == 110 and run.pruned
     assert run.bookmark and f"bookmark={run.bookmark}" in run.restore_hint
     assert "wrangler d1 time-travel restore" in run.restore_hint
@@ -209,7 +216,7 @@ def test_conflicts_postgres_wins_by_default_and_d1_on_request(d1_empty):
     assert conflict.column == "city" and "PostgreSQL's version kept" in conflict.message
     assert Agent.objects.get(pk="7").city == "Postgres City"
     run = sync_run_execute(reason="postgres wins")
-    assert run.status == SyncRun.Status.SUCCESS, run.error
+    assert run.status == SyncRun.Status.COMPLETED, run.error
     assert d1_empty.rows("SELECT city FROM agents WHERE id = '7'") == [["Postgres City"]]
 
     d1_empty.execute([Statement("UPDATE agents SET city = 'D1 City', sync_run = 0 WHERE id = '7'")])
@@ -257,7 +264,37 @@ def test_pull_from_a_wrangler_export_file(d1_empty, tmp_path, monkeypatch):
     assert d1_empty.rows("SELECT count(*) FROM agents WHERE sync_run > 0") == [[0]], "D1 itself untouched"
     # The identical rows are taken over by the next sync itself; their content stays.
     run = sync_run_execute(reason="after export pull")
-    assert run.status == SyncRun.Status.SUCCESS, run.error
+    assert run.status == SyncRun.Status.COMPLETED, run.error
     assert d1_empty.rows("SELECT count(*) FROM agents WHERE sync_run = 0") == [[0]]
     assert d1_content(d1_empty) == content
     assert d1_verify().clean
+
+
+def test_pull_from_an_export_older_than_a_column_gives_the_missing_columns_their_defaults(tmp_path):
+    """An export made before 003 (no industry, profession, specializations) still pulls; defaults fill in."""
+    from sync.d1_client import D1Client, SqliteTransport
+    from sync.selectors import d1_migration_files
+    from sync.sqlite_sql import split_sql
+
+    old = tmp_path / "old.sqlite3"
+    client = D1Client(SqliteTransport(path=str(old)))
+    for path in d1_migration_files()[1:3]:
+        client.execute([Statement(s) for s in split_sql(path.read_text())])
+    client.execute(
+        [Statement("INSERT INTO agents (id, slug, name, state) VALUES ('old-1', 'old-one', 'Old One', 'TX')")]
+    )
+    client.close()
+    with sqlite3.connect(old) as con:
+        export = tmp_path / "old.sql"
+        export.write_text(
+            "\n".join(line for line in con.iterdump() if line not in ("BEGIN TRANSACTION;", "COMMIT;"))
+        )
+    out = io.StringIO()
+    call_command("d1_pull", from_file=str(export), stdout=out)
+    agent = Agent.objects.get(pk="old-1")
+    assert (agent.slug, agent.industry_id, agent.profession, agent.specializations) == (
+        "old-one",
+        "real_estate",
+        "agent",
+        [],
+    )

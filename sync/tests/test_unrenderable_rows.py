@@ -7,8 +7,9 @@ from django.db import connection
 
 from agents.models import Agent
 from sync.models import SyncChange, SyncRun
+from sync.push import Pusher, row_preparer
 from sync.selectors import agents_rows_by_ids
-from sync.services import Pusher, _RowPreparer, sync_run_execute
+from sync.services import sync_run_execute
 
 from .factories import agents_bulk, industries_ensure
 
@@ -31,7 +32,7 @@ def d1_ids(client) -> set[str]:
 
 def test_a_json_value_d1_cannot_take_is_quarantined_and_the_sync_goes_on(seeded):
     agents_bulk(20)
-    assert sync_run_execute(reason="first").status == SyncRun.Status.SUCCESS
+    assert sync_run_execute(reason="first").status == SyncRun.Status.COMPLETED
     with connection.cursor() as cursor:  # what an import before the fix let through
         cursor.execute(
             "UPDATE agents SET service_regions = %s::jsonb WHERE id = %s", [f"[{OVERFLOWING}]", "a0000007"]
@@ -53,7 +54,7 @@ def test_a_json_value_d1_cannot_take_is_quarantined_and_the_sync_goes_on(seeded)
     assert [f["id"] for f in again.failures] == ["a0000007"]
     Agent.objects.filter(id="a0000007").update(service_regions=["fixed"])
     fixed = sync_run_execute(reason="fixed")
-    assert fixed.status == SyncRun.Status.SUCCESS, fixed.failures
+    assert fixed.status == SyncRun.Status.COMPLETED, fixed.failures
     assert d1_ids(seeded) >= {"a0000007"} and not SyncChange.objects.exists()
 
 
@@ -79,7 +80,7 @@ def test_any_exception_rendering_one_row_quarantines_that_row(seeded):
     bad = (other[0], _ExplodingDate(2024, 1, 1), *other[2:])
     pusher = Pusher(client=seeded)
     try:
-        prepared = list(_RowPreparer(pusher, run_id=1).agents([good, bad]))
+        prepared = list(row_preparer(pusher, run_id=1).agents([good, bad]))
     finally:
         pusher.close()
     assert [row.key for row in prepared] == ["a0000000"]

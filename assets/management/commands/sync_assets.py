@@ -36,5 +36,5 @@ class Command(BaseCommand):
             )
             if run.error:
                 self.stderr.write(run.error)
-        if run.status in (AssetSyncRun.STATUS_FAILED, AssetSyncRun.STATUS_SKIPPED):
+        if run.status in (AssetSyncRun.Status.FAILED, AssetSyncRun.Status.SKIPPED):
             raise CommandError(f"Asset sync run {run.pk} {run.status}.")
