@@ -26,6 +26,8 @@ from django.apps import apps
 from django.core import checks
 from django.utils import timezone
 
+from sync.d1_schema import top_level_parts
+
 TAG = "estateflow"
 # 004_sync_bookkeeping.sql: the digest d1_verify sums and the run that wrote the row.
 D1_BOOKKEEPING_COLUMNS = frozenset({"sync_version", "sync_run"})
@@ -186,24 +188,6 @@ def _group_end(tokens: list[str], start: int) -> int:
     raise ValueError("unbalanced parentheses")
 
 
-def _top_level_parts(body: str) -> list[str]:
-    parts, depth, start, quote = [], 0, 0, ""
-    for i, c in enumerate(body):
-        if quote:
-            quote = "" if c == quote else quote
-        elif c in "'\"`":
-            quote = c
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "," and depth == 0:
-            parts.append(body[start:i].strip())
-            start = i + 1
-    parts.append(body[start:].strip())
-    return [p for p in parts if p]
-
-
 def _default_value(parts: list[str], i: int) -> tuple[object, int]:
     text = parts[i]
     if text == "(":
@@ -279,7 +263,7 @@ def d1_tables_replay(files: Iterable[tuple[str, str]]) -> dict[str, dict[str, D1
                     continue  # IF NOT EXISTS on a table that exists: a no-op
                 columns = [
                     d1_column_parse(part, source=source)
-                    for part in _top_level_parts(m.group(3))
+                    for part in top_level_parts(m.group(3))
                     if not _TABLE_CONSTRAINT.match(part)
                 ]
                 tables[table] = {c.name.lower(): c for c in columns}

@@ -20,17 +20,12 @@ broker and worker pool), the drill
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import os
 import random
 import shutil
-import signal
-import socket
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.core.files import File
@@ -40,8 +35,6 @@ from django.test.utils import override_settings
 from agents.selectors import agents_table_checksum
 
 from .benchmark import (
-    BenchmarkError,
-    WorkerPool,
     baseline_pass,
     benchmark_files_write,
     broker_check,
@@ -50,6 +43,19 @@ from .benchmark import (
     queues_purge,
     tables_reset,
     worker_env,
+)
+from .drill_report import Check, DrillError, DrillReport, Kill, report_json, report_text  # noqa: F401
+from .drill_workers import (  # noqa: F401
+    POLL,
+    PRIOR_ROWS_PER_SECOND,
+    KillableWorkerPool,
+    _chunk_progress,
+    _head_file,
+    _job_status,
+    _next_delay,
+    _sleep_while_running,
+    _timeout,
+    _wait,
 )
 from .models import ImportChunk, ImportJob, ImportJournalEntry, ImportRollback, ImportRollbackChunk
 from .rollback import import_rollback_request, import_rollback_resume
@@ -63,207 +69,8 @@ DEFAULT_CHUNK_SIZE = 5_000
 DEFAULT_SEED = 42
 # Redis databases in use elsewhere: 15 tests, 14 benchmark_import, 13 test_benchmark, 12 someone else's.
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/10"
-POLL = 0.05
-PRIOR_ROWS_PER_SECOND = 1_500
 
 Log = Callable[[str], None]
-
-
-class DrillError(BenchmarkError):
-    pass
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str = ""
-
-
-@dataclass
-class Kill:
-    phase: str  # import | rollback
-    at_seconds: float  # since the job (or rollback) started running
-    worker: str
-    chunks_done: int
-    chunks_total: int
-    chunks_running: int  # chunks inside their transaction when the worker was killed
-    still_running_after: bool  # the job was still running once the worker was dead
-
-
-@dataclass
-class DrillReport:
-    checks: list[Check]
-    kills: list[Kill]
-    timings: dict
-    counts: dict
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.checks) and all(c.ok for c in self.checks)
-
-    def as_dict(self) -> dict:
-        return {
-            "ok": self.ok,
-            "checks": [asdict(c) | {"result": "PASS" if c.ok else "FAIL"} for c in self.checks],
-            "kills": [asdict(k) for k in self.kills],
-            "timings": self.timings,
-            "counts": self.counts,
-            "meta": self.meta,
-        }
-
-
-def report_json(report: DrillReport) -> str:
-    return json.dumps(report.as_dict(), indent=2)
-
-
-def report_text(report: DrillReport) -> str:
-    m, t, c = report.meta, report.timings, report.counts
-    lines = [
-        f"Fault drill: {m['rows']:,} rows ({m['existing']:,} pre-loaded), {m['workers']} worker(s), "
-        f"chunk size {m['chunk_size']:,}, seed {m['seed']}, database {m['database']}, broker {m['broker']}",
-        f"Kills: {m['import_kills_done']} of {m['kills_requested']} requested during the import, "
-        f"{m['rollback_kills_done']} during the rollback",
-    ]
-    for k in report.kills:
-        lines.append(
-            f"  SIGKILL {k.phase:<8} at {k.at_seconds:7.2f} s  {k.worker:<40} chunks done "
-            f"{k.chunks_done}/{k.chunks_total}, {k.chunks_running} running"
-            f"{'' if k.still_running_after else ' (job had ended)'}"
-        )
-    lines.append(
-        f"Import: {c['created']:,} created / {c['updated']:,} updated / {c['unchanged']:,} unchanged / "
-        f"{c['failed']:,} rejected; {c['chunks_retried']} chunk(s) with attempts > 1 since the last resume; "
-        f"resume re-enqueued {c['resumed_chunks']} chunk(s)"
-    )
-    lines.append(
-        f"Rollback: {c.get('rollback_deleted', 0):,} deleted / {c.get('rollback_restored', 0):,} restored / "
-        f"{c.get('rollback_skipped', 0):,} skipped; resume re-enqueued {c.get('rollback_resumed_chunks', 0)}"
-    )
-    lines.append(
-        "Timings: "
-        + ", ".join(f"{k.replace('_seconds', '')} {v:.1f} s" for k, v in t.items() if v is not None)
-    )
-    lines.append("")
-    width = max(len(ch.name) for ch in report.checks) if report.checks else 10
-    for ch in report.checks:
-        lines.append(f"{'PASS' if ch.ok else 'FAIL'}  {ch.name:<{width}}  {ch.detail}")
-    lines.append("")
-    lines.append("ALL CHECKS PASS" if report.ok else "SOME CHECKS FAILED")
-    return "\n".join(lines)
-
-
-# --- workers that get killed ------------------------------------------------------------------
-
-
-class KillableWorkerPool(WorkerPool):
-    """benchmark.WorkerPool plus SIGKILL of one worker's process group and replacements."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.dead: list[str] = []
-        self.ready: set[str] = set()
-        self._spawned = 0
-
-    def start(self, app) -> None:
-        super().start(app)
-        self._spawned = len(self.names)
-        self.ready = set(self.names)
-
-    def kill(self, name: str) -> None:
-        """SIGKILL the worker's process group (main process and pool child), like a crash."""
-        i = self.names.index(name)
-        proc = self.procs.pop(i)
-        self.names.pop(i)
-        self.ready.discard(name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        self.dead.append(name)
-
-    def replace(self) -> str:
-        """Start a replacement worker without waiting for it; its start-up runs the recovery."""
-        self._spawned += 1
-        name = f"drill{self._spawned}-{os.getpid()}@{socket.gethostname()}"
-        self.spawn(name, log_name=f"worker-{self._spawned}.log")
-        return name
-
-    def refresh_ready(self, app, timeout: float = 0.5) -> set[str]:
-        waiting = sorted(set(self.names) - self.ready)
-        if waiting:
-            for reply in app.control.ping(destination=waiting, timeout=timeout) or []:
-                self.ready |= set(reply) & set(self.names)
-        return self.ready
-
-    def victim(self, app, rng: random.Random, timeout: float = 90.0) -> str:
-        """A random worker among those that answered a ping (waiting for one if none has)."""
-        deadline = time.monotonic() + timeout
-        while not self.refresh_ready(app):
-            self.check_alive()
-            if time.monotonic() > deadline:
-                raise DrillError("No worker became ready to be killed." + self.logs_tail())
-        return rng.choice(sorted(self.ready))
-
-
-# --- helpers --------------------------------------------------------------------------------------
-
-
-def _job_status(job_id: int) -> str:
-    return ImportJob.objects.filter(pk=job_id).values_list("status", flat=True).get()
-
-
-def _wait(predicate, *, timeout: float, what: str, pool: KillableWorkerPool):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        pool.check_alive()
-        if time.monotonic() > deadline:
-            raise DrillError(f"Timed out after {timeout:.0f} s waiting for {what}." + pool.logs_tail())
-        time.sleep(POLL)
-
-
-def _chunk_progress(model, **filters) -> tuple[int, int]:
-    qs = model.objects.filter(**filters)
-    return qs.filter(status="done").count(), qs.count()
-
-
-def _next_delay(
-    rng: random.Random, *, done: int, total: int, elapsed: float, kills_left: int, chunk_size: int
-):
-    """A random delay that spreads the remaining kills over the time the job still needs."""
-    # Before the first chunk ends, a prior: the benchmark's ~1,500 rows/s per job (see README).
-    remaining = (
-        (total - done) * elapsed / done if done else max(1.0, total * chunk_size / PRIOR_ROWS_PER_SECOND)
-    )
-    return max(0.05, rng.uniform(0.25, 1.0) * remaining / (kills_left + 0.5))
-
-
-def _sleep_while_running(job_id: int, seconds: float) -> bool:
-    """Sleep up to `seconds`; False as soon as the job is no longer running."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if _job_status(job_id) != ImportJob.Status.RUNNING:
-            return False
-        time.sleep(min(POLL, max(0.0, deadline - time.monotonic())))
-    return _job_status(job_id) == ImportJob.Status.RUNNING
-
-
-def _head_file(source: Path, rows: int, out: Path) -> Path:
-    """The header and the first `rows` records of a CSV file (records may span lines)."""
-    with source.open(encoding="utf-8", newline="") as src, out.open("w", encoding="utf-8", newline="") as dst:
-        writer = csv.writer(dst)
-        for i, cells in enumerate(csv.reader(src)):
-            if i > rows:
-                break
-            writer.writerow(cells)
-    return out
-
-
-def _timeout(rows: int) -> float:
-    return 300 + rows / 100
 
 
 # --- the drill ------------------------------------------------------------------------------------

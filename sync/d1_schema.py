@@ -47,7 +47,8 @@ def _strip_comments(sql: str) -> str:
     return re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S).strip()
 
 
-def _top_level_parts(body: str) -> list[str]:
+def top_level_parts(body: str) -> list[str]:
+    """The comma-separated parts of a SQL parenthesis body, ignoring commas inside quotes or parentheses."""
     parts, depth, start, quote = [], 0, 0, ""
     for i, c in enumerate(body):
         if quote:
@@ -140,7 +141,7 @@ def statement_check(sql: str, state: SchemaState) -> StatementCheck:
         table = _unquote(m.group(1)).lower()
         declared = {
             _unquote(p.split(None, 1)[0]).lower()
-            for p in _top_level_parts(m.group(2))
+            for p in top_level_parts(m.group(2))
             if not _TABLE_CONSTRAINT.match(p)
         }
         check = StatementCheck(sql, f"table {table}")

@@ -75,9 +75,9 @@ def test_json_objects_stream_with_lines():
 
 
 def test_json_objects_small_read_size(monkeypatch):
-    import imports.formats as formats
+    import imports.json_reader as json_reader
 
-    monkeypatch.setattr(formats, "JSON_READ_SIZE", 7)
+    monkeypatch.setattr(json_reader, "JSON_READ_SIZE", 7)
     items = [{"name": "x" * 30, "n": 123456789}, {"name": "y", "n": 1.5}]
     got = [o for _, o in json_objects(io.BytesIO(json.dumps(items).encode()), filename="f.json")]
     assert got == items

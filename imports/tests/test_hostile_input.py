@@ -302,7 +302,7 @@ def test_a_json_object_with_too_many_keys_is_a_row_error(settings):
 
 
 def test_a_json_syntax_error_is_reported_before_the_rest_of_the_file_is_read(monkeypatch):
-    monkeypatch.setattr("imports.formats.JSON_READ_SIZE", 4096)
+    monkeypatch.setattr("imports.json_reader.JSON_READ_SIZE", 4096)
     item = json.dumps({"id": "s", "name": "A", "state": "CA", "bio": "x" * 200})
     data = ('[{"id": x, "name": "A"}' + (",\n" + item) * 2000 + "]").encode()  # ~480 KB
     raw = io.BytesIO(data)

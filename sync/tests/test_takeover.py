@@ -298,3 +298,14 @@ def test_pull_from_an_export_older_than_a_column_gives_the_missing_columns_their
         "agent",
         [],
     )
+
+
+def test_sync_d1_exits_2_when_it_leaves_live_rows_as_they_are(d1_empty):
+    """A partial sync (D1 rows kept because their content differs) is not a success for cron."""
+    live_d1_build(d1_empty, stages=(10,))
+    d1_migrate(client=d1_empty)
+    run_import(live_stage_files((10,))[0], name="live.csv")
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("sync_d1", stdout=io.StringIO())
+    assert exit_info.value.code == 2
+    assert SyncRun.objects.latest("id").status == SyncRun.Status.PARTIAL

@@ -6,6 +6,8 @@ from sync.d1_client import d1_target_describe
 from sync.models import SyncRun
 from sync.services import SyncOptions, sync_run_execute
 
+EXIT_PARTIAL = 2
+
 FIELDS = (
     "id",
     "kind",
@@ -31,7 +33,10 @@ FIELDS = (
 
 
 class Command(BaseCommand):
-    help = "Push PostgreSQL changes (or everything, with --full) to Cloudflare D1."
+    help = (
+        "Push PostgreSQL changes (or everything, with --full) to Cloudflare D1. Exit 0: done; "
+        "2: partial (rows skipped or D1 rows left as they are, kept pending); 1: failed, skipped or refused."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -86,6 +91,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {run.error}")
         if run.status in (SyncRun.Status.FAILED, SyncRun.Status.SKIPPED, SyncRun.Status.REFUSED):
             raise CommandError(run.error or run.status)
+        if run.status == SyncRun.Status.PARTIAL:
+            # Rows were skipped (and stay pending): the work is not done, like import_agents' exit 2.
+            raise SystemExit(EXIT_PARTIAL)
 
 
 def _json_dumps(data: dict) -> str:
