@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 SERVICES := $(PY) -m estateflow.services_local
 
-.PHONY: install run worker test test-steps lint services-status services-stop clean
+.PHONY: install run serve worker test test-steps lint services-status services-stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt sync/d1_engine/package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,9 +23,22 @@ install: $(STAMP)
 run: install
 	$(SERVICES) run --database estateflow_demo -- bash scripts/run_demo.sh
 
+## The production stack locally: production settings, collectstatic, gunicorn (gunicorn.conf.py) on
+## the services `make run` uses. D1/R2 stay local stand-ins unless their variables are given; the
+## secret is throwaway and HTTPS redirects are off (README "Running in production").
+serve: install
+	$(SERVICES) run --database estateflow_demo -- env DJANGO_SETTINGS_MODULE=estateflow.settings.production \
+		D1_TARGET=$${D1_TARGET:-local} R2_TARGET=$${R2_TARGET:-local} \
+		DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')}" \
+		DJANGO_ALLOWED_HOSTS="$${DJANGO_ALLOWED_HOSTS:-127.0.0.1,localhost}" \
+		DJANGO_SECURE_SSL_REDIRECT=$${DJANGO_SECURE_SSL_REDIRECT:-false} \
+		bash -c '$(PY) manage.py migrate --no-input && $(PY) manage.py collectstatic --no-input && \
+			exec $(VENV)/bin/gunicorn -c gunicorn.conf.py estateflow.wsgi:application'
+
 ## A Celery worker (with beat) on the same services as `make run`, e.g. in a second terminal.
 worker: install
-	$(SERVICES) run --database estateflow_demo -- $(VENV)/bin/celery -A estateflow worker -B \
+	$(SERVICES) run --database estateflow_demo -- env DJANGO_SETTINGS_MODULE=estateflow.settings.local \
+		$(VENV)/bin/celery -A estateflow worker -B \
 		-s var/celerybeat-schedule -Q default,imports,sync -c 2 --loglevel INFO
 
 lint: install
@@ -42,7 +55,7 @@ test: install
 # What `make test` runs once DATABASE_URL, CELERY_BROKER_URL and REDIS_URL are set.
 test-steps:
 	DJANGO_SETTINGS_MODULE=estateflow.settings.test $(PY) manage.py makemigrations --check --dry-run
-	DJANGO_SETTINGS_MODULE=estateflow.settings.production \
+	DJANGO_SETTINGS_MODULE=estateflow.settings.production D1_TARGET=local R2_TARGET=local \
 		DJANGO_SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')" \
 		$(PY) manage.py check --deploy --fail-level WARNING
 	DJANGO_SETTINGS_MODULE=estateflow.settings.test ESTATEFLOW_CHROMIUM="$$(bash scripts/browser.sh)" \

@@ -140,6 +140,26 @@ def sync_status() -> SyncStatus:
     )
 
 
+WORKERS_CACHE_KEY = "admin-dashboard:workers:v1"
+WORKERS_TTL_SECONDS = 30
+
+
+def workers_status() -> dict:
+    """Celery workers answering control.ping (cached 30 s: a ping waits its whole timeout)."""
+    status = cache.get(WORKERS_CACHE_KEY)
+    if status is None:
+        from estateflow.health import workers_alive
+
+        try:
+            names = workers_alive(timeout=0.5)
+            status = {"alive": bool(names), "names": names, "error": ""}
+        except Exception as exc:  # the broker is down: no worker can be reached either
+            status = {"alive": False, "names": [], "error": type(exc).__name__}
+        status["checked_at"] = timezone.now()
+        cache.set(WORKERS_CACHE_KEY, status, WORKERS_TTL_SECONDS)
+    return status
+
+
 def admin_dashboard(*, user) -> dict:
     """The panels `user` may see: each needs the view permission of what it shows."""
     out: dict = {}
@@ -149,4 +169,6 @@ def admin_dashboard(*, user) -> dict:
         out["imports"] = imports_panel()
     if user.has_perm("sync.view_syncrun"):
         out["sync"] = sync_status()
+    if user.is_staff and (out or user.is_superuser):
+        out["workers"] = workers_status()
     return out

@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+# The Celery app defaults to the production settings (like wsgi.py): the demo names the local ones.
+export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-estateflow.settings.local}
 : "${DATABASE_URL:?run me through make run (python -m estateflow.services_local run -- ...)}"
 : "${CELERY_BROKER_URL:?run me through make run (python -m estateflow.services_local run -- ...)}"
 VAR=${ESTATEFLOW_VAR_DIR:-var}

@@ -33,7 +33,7 @@ from imports.models import ImportJob
 from imports.services import import_chunk_process, import_job_create, import_job_finalize, import_job_plan
 from industries.models import IndustryConfig
 
-from .d1_client import D1Client, D1Error, SqliteTransport
+from .d1_client import D1Client, D1Error, SqliteTransport, d1_error_text
 from .locks import sync_lock
 from .models import SyncRun
 from .selectors import agents_rows_by_ids, d1_industries, industry_d1_attnames, row_body_and_version
@@ -208,7 +208,7 @@ def d1_pull(
             result.run.status = SyncRun.Status.COMPLETED
         except Exception as exc:
             result.run.status = SyncRun.Status.FAILED
-            result.run.error = f"{type(exc).__name__}: {exc}"[:4000]
+            result.run.error = d1_error_text(exc)
             raise
         finally:
             result.run.rows_upserted = result.marked
@@ -253,7 +253,7 @@ def _same(pg: object, d1: object) -> bool:
 
 
 def _mark_adopted(client: D1Client, run_id: int) -> tuple[int, int]:
-    """Mark D1 rows PostgreSQL now holds as ours; returns (marked, conflicting).
+    """Mark D1 rows PostgreSQL now holds as ours; returns (rows marked in D1, conflicting rows).
 
     Only rows still unmarked (`sync_run = 0`) are touched, and only their
     bookkeeping columns: `sync_version` when the content is equal (so
@@ -275,7 +275,6 @@ def _mark_adopted(client: D1Client, run_id: int) -> tuple[int, int]:
             equal = all(_same(p, d) for p, d in zip(pg_row, d1_row, strict=True))
             version = row_body_and_version(pg_row)[1] if equal else None
             conflicts += not equal
-            marked += 1
             literal = f"({sql_literal(d1_row[0])},{int(run_id)},{'NULL' if version is None else version})"
             size = len(literal.encode("utf-8")) + 1
             if parts and used + size > STATEMENT_BYTE_BUDGET:
@@ -284,13 +283,18 @@ def _mark_adopted(client: D1Client, run_id: int) -> tuple[int, int]:
             parts.append(literal)
             used += size
         if len(statements) >= 20:
-            client.execute(statements)
+            marked += _changes(client.execute(statements))
             statements = []
     if parts:
         statements.append(Statement(head + ",".join(parts) + tail))
     if statements:
-        client.execute(statements)
+        marked += _changes(client.execute(statements))
     return marked, conflicts
+
+
+def _changes(results: list[dict]) -> int:
+    """Rows the statements of one request changed, as D1 reports them (meta.changes)."""
+    return sum(int((r.get("meta") or {}).get("changes") or 0) for r in results)
 
 
 # --- a wrangler export instead of the API ---------------------------------------------

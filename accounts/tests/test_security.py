@@ -128,6 +128,10 @@ def test_check_deploy_is_clean_on_production_settings():
         "DJANGO_SECRET_KEY": "x" * 20 + "-Not-Real-But-Long-Enough-For-The-Deploy-Check-0123456789",
         "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/estateflow"),
         "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15"),
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
+        # Production refuses the local D1/R2 stand-ins unless asked for (estateflow.settings.production).
+        "D1_TARGET": "local",
+        "R2_TARGET": "local",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -145,9 +149,12 @@ def test_production_settings_cookies_hsts_and_upload_limits(monkeypatch):
     from importlib import import_module
 
     monkeypatch.setenv("DJANGO_SECRET_KEY", "not-used-only-imported")
-    # Production has no local defaults for these two.
+    # Production has no local defaults for these.
     monkeypatch.setenv("DATABASE_URL", "postgres://app@db.example:5432/estateflow")
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://redis.example:6379/0")
+    monkeypatch.setenv("REDIS_URL", "redis://redis.example:6379/1")
+    monkeypatch.setenv("D1_TARGET", "local")
+    monkeypatch.setenv("R2_TARGET", "local")
     prod = import_module("estateflow.settings.production")
     assert prod.SESSION_COOKIE_SECURE and prod.CSRF_COOKIE_SECURE and prod.SESSION_COOKIE_HTTPONLY
     assert prod.SECURE_HSTS_SECONDS >= 31_536_000 and prod.SECURE_SSL_REDIRECT

@@ -5,6 +5,7 @@ from pathlib import Path
 import environ
 
 from estateflow.database import postgres_database
+from estateflow.logging import sentry_init
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -171,6 +172,10 @@ IMPORT_PLAN_TIME_LIMIT = env.int("IMPORT_PLAN_TIME_LIMIT", default=1800)  # seco
 # --- Cloudflare D1 (sync app) ----------------------------------------------
 # With D1_DATABASE_ID set the sync talks to Cloudflare's REST API; without
 # it, a local SQLite file stands in for D1 so a local run syncs with no account.
+# Production refuses to start without the three Cloudflare variables unless D1_TARGET=local
+# (the explicit opt-in for the SQLite stand-in); R2_TARGET=local does the same for the R2 folder.
+D1_TARGET = env("D1_TARGET", default="")  # "" (D1 when D1_DATABASE_ID is set) | "cloudflare" | "local"
+R2_TARGET = env("R2_TARGET", default="")  # "" (R2 when R2_ENDPOINT_URL is set) | "cloudflare" | "local"
 D1_DATABASE_ID = env("D1_DATABASE_ID", default="")
 CLOUDFLARE_ACCOUNT_ID = env("CLOUDFLARE_ACCOUNT_ID", default="")
 CLOUDFLARE_API_TOKEN = env("CLOUDFLARE_API_TOKEN", default="")
@@ -195,6 +200,11 @@ R2_BUCKET = env("R2_BUCKET", default="estateflow-assets")
 # Without an endpoint a local folder stands in for the bucket (served under /assets/ in DEBUG).
 R2_LOCAL_PATH = env("R2_LOCAL_PATH", default=str(VAR_DIR / "r2-local"))
 R2_PUBLIC_BASE_URL = env("R2_PUBLIC_BASE_URL", default="http://127.0.0.1:8000/assets")
+# The explicit opt-in for the local stand-ins wins over any Cloudflare variable left in the environment.
+if D1_TARGET == "local":
+    D1_DATABASE_ID = ""
+if R2_TARGET == "local":
+    R2_ENDPOINT_URL = ""
 
 # --- django-import-export -----------------------------------------------------
 IMPORT_EXPORT_SKIP_ADMIN_LOG = True
@@ -204,11 +214,36 @@ IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "export"
 # We escape every formula-leading character ourselves (agents.resources).
 IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = False
 
+# --- Health and observability -------------------------------------------------
+# /readyz: each dependency gets this long; a D1 sync older than READYZ_MAX_SYNC_AGE_SECONDS (or
+# none at all) is unready (0 leaves the sync age out).
+READYZ_TIMEOUT_SECONDS = env.float("READYZ_TIMEOUT_SECONDS", default=1.0)
+READYZ_MAX_SYNC_AGE_SECONDS = env.int("READYZ_MAX_SYNC_AGE_SECONDS", default=3 * SYNC_D1_INTERVAL_SECONDS)
+# Errors to Sentry (Django + Celery integrations) only when SENTRY_DSN is set (estateflow.observability).
+SENTRY_DSN = env("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env("SENTRY_ENVIRONMENT", default="production")
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
+sentry_init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
+# LOG_FORMAT=json: one JSON object a line (estateflow.logging.JsonFormatter), job/run ids included.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "estateflow.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # One INFO line per D1 request otherwise.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from agents.tests.live_shape import LIVE_STAGES, live_agent_rows, live_insert_statements
 from sync.d1_client import D1Client
 from sync.selectors import d1_migration_files
-from sync.sqlite_sql import Statement, split_sql
+from sync.sqlite_sql import Statement, split_sql, sql_literal
 
 INDUSTRY_BY_HAND = "ALTER TABLE agents ADD COLUMN industry TEXT DEFAULT 'real_estate'"
 LIVE_SCHEMA_MIGRATIONS = (
@@ -59,3 +59,20 @@ def live_d1_build(client: D1Client, *, stages: Sequence[int] = LIVE_STAGES, wran
     if batch:
         client.execute(batch)
     return count
+
+
+def d1_export_text(client: D1Client) -> str:
+    """What `wrangler d1 export` writes for this database: its schema, then INSERTs of every row."""
+    objects = client.rows(
+        "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+        "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' ORDER BY type = 'table' DESC, rowid"
+    )
+    lines = ["PRAGMA defer_foreign_keys=TRUE;"]
+    for kind, name, sql in objects:
+        if kind != "table":
+            continue
+        lines.append(f"{sql};")
+        for row in client.rows(f'SELECT * FROM "{name}"'):  # noqa: S608 - names from sqlite_master
+            lines.append(f'INSERT INTO "{name}" VALUES({",".join(sql_literal(v) for v in row)});')
+    lines += [f"{sql};" for kind, _name, sql in objects if kind != "table"]
+    return "\n".join(lines) + "\n"

@@ -30,7 +30,7 @@ from sync.pull import d1_pull
 from sync.services import SyncOptions, d1_migrate, d1_verify, sync_run_execute
 from sync.sqlite_sql import Statement
 
-from .live_d1 import live_d1_build
+from .live_d1 import d1_export_text, live_d1_build
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -242,17 +242,9 @@ def test_rolling_back_a_pull_restores_postgres_and_leaves_d1_alone(d1_empty):
 
 def test_pull_from_a_wrangler_export_file(d1_empty, tmp_path, monkeypatch):
     """`wrangler d1 export` writes CREATE TABLE and INSERT statements; the pull reads them, D1 untouched."""
-    from sync.d1_client import D1Client, SqliteTransport
-
-    built = tmp_path / "live.sqlite3"
-    local = D1Client(SqliteTransport(path=str(built)))
-    live_d1_build(local, stages=(10, 100))
-    local.close()
-    with sqlite3.connect(built) as con:
-        dump = [line for line in con.iterdump() if line not in ("BEGIN TRANSACTION;", "COMMIT;")]
-    export = tmp_path / "estateflow-db.sql"
-    export.write_text("PRAGMA defer_foreign_keys=TRUE;\n" + "\n".join(dump) + "\n")
     live_d1_build(d1_empty, stages=(10, 100))
+    export = tmp_path / "estateflow-db.sql"
+    export.write_text(d1_export_text(d1_empty))  # exported before d1_migrate, like the live one would be
     d1_migrate(client=d1_empty)
     content = d1_content(d1_empty)
     out = io.StringIO()
