@@ -67,6 +67,7 @@ def import_job_create(
     encoding: str = "",
     user=None,
     start: bool = True,
+    source: str = ImportJob.Source.FILE,
 ) -> ImportJob:
     """Store the file and create the job; with start=True the planning task is enqueued."""
     if mode not in ImportJob.Mode.values:
@@ -85,6 +86,7 @@ def import_job_create(
         chunk_size=chunk_size,
         encoding=encoding,
         created_by=user,
+        source=source,
     )
     job.file.save(PurePath(original_name).name or "upload", file, save=False)
     job.save()

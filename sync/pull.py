@@ -65,13 +65,19 @@ class PullResult:
 # --- reading D1 ---------------------------------------------------------------------
 
 
-def _agent_pages(client: D1Client, columns: Sequence[str] = D1_AGENT_COLUMNS) -> Iterator[list[list]]:
-    """D1 agents in id order, PAGE_ROWS at a time, with `columns` in that order (id first)."""
-    columns = ", ".join(f'"{c}"' for c in columns)
+def _agent_pages(
+    client: D1Client, columns: Sequence[str] = D1_AGENT_COLUMNS, *, unmanaged_only: bool = False
+) -> Iterator[list[list]]:
+    """D1 agents in id order, PAGE_ROWS at a time, with `columns` in that order (id first).
+
+    `unmanaged_only`: only rows no sync of ours wrote (`sync_run = 0`, indexed by D1 migration 005).
+    """
+    select = ", ".join(f'"{c}"' for c in columns)
+    where = "sync_run = 0 AND id > ?" if unmanaged_only else "id > ?"
     after = ""
     while True:
         rows = client.rows(
-            f"SELECT {columns} FROM agents WHERE id > ? ORDER BY id LIMIT ?",  # noqa: S608 - fixed names
+            f"SELECT {select} FROM agents WHERE {where} ORDER BY id LIMIT ?",  # noqa: S608 - fixed names
             (after, PAGE_ROWS),
         )
         if not rows:
@@ -183,19 +189,13 @@ def d1_pull(
                     dry_run=dry_run,
                     user=user,
                     start=False,
+                    source=ImportJob.Source.D1,
                 )
         finally:
             staged.unlink(missing_ok=True)
         result.job = _run_inline(job.pk)
-        if (
-            dry_run
-            or not mark
-            or result.job.status
-            not in (
-                ImportJob.Status.COMPLETED,
-                ImportJob.Status.COMPLETED_WITH_ERRORS,
-            )
-        ):
+        finished = result.job.status in (ImportJob.Status.COMPLETED, ImportJob.Status.COMPLETED_WITH_ERRORS)
+        if dry_run or not mark or not finished:
             return result
         result.run = SyncRun.objects.create(
             kind=SyncRun.Kind.PULL,
@@ -225,7 +225,6 @@ def d1_pull(
 def _run_inline(job_id: int) -> ImportJob:
     """Plan and import the pull's chunks in this process (a pull is an operator's one-off)."""
     job = ImportJob.objects.get(pk=job_id)
-    ImportJob.objects.filter(pk=job_id).update(source=ImportJob.Source.D1)
     if import_job_plan(job_id=job_id):
         for index in job.chunks.order_by("index").values_list("index", flat=True):
             import_chunk_process(job_id=job_id, chunk_index=index)
@@ -266,7 +265,7 @@ def _mark_adopted(client: D1Client, run_id: int) -> tuple[int, int]:
     parts: list[str] = []
     statements: list[Statement] = []
     used = len(head) + len(tail)
-    for page in _agent_pages(client):
+    for page in _agent_pages(client, unmanaged_only=True):
         pg_rows = {r[0]: r for r in agents_rows_by_ids([r[0] for r in page])}
         for d1_row in page:
             pg_row = pg_rows.get(d1_row[0])

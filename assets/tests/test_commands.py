@@ -45,3 +45,14 @@ def test_sync_request_enqueues_the_named_task(r2):
 def test_beat_call_without_arguments_creates_a_run(r2):
     r2_sync_run_task.apply().get()
     assert AssetSyncRun.objects.get().reason == "beat"
+
+
+def test_sync_assets_exits_2_when_a_photo_could_not_be_pushed(r2, media_root):
+    AgentWithPhotoFactory()
+    bad = AgentWithPhotoFactory()
+    with open(bad.photo.path, "wb") as handle:
+        handle.write(b"this is not an image at all")
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("sync_assets", stdout=io.StringIO(), stderr=io.StringIO())
+    assert exit_info.value.code == 2
+    assert AssetSyncRun.objects.latest("id").status == AssetSyncRun.Status.PARTIAL

@@ -38,3 +38,6 @@ class Command(BaseCommand):
                 self.stderr.write(run.error)
         if run.status in (AssetSyncRun.Status.FAILED, AssetSyncRun.Status.SKIPPED):
             raise CommandError(f"Asset sync run {run.pk} {run.status}.")
+        if run.status == AssetSyncRun.Status.PARTIAL:
+            # Some agents' photos could not be pushed: not done, like sync_d1's and import_agents' exit 2.
+            raise SystemExit(2)
