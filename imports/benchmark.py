@@ -86,20 +86,34 @@ def benchmark_files_write(rows: int, directory: Path, *, seed: int = SEED) -> tu
     agent_file_write(
         rows=agent_rows_generate(count=rows, seed=seed, invalid_rate=0.0), out=insert_path, fmt="csv"
     )
+    changed_file_write(insert_path, update_path, every=1, columns=UPDATED_COLUMNS)
+    return insert_path, update_path
+
+
+def changed_file_write(
+    source: Path, target: Path, *, every: int, columns: Sequence[str] = UPDATED_COLUMNS[:1]
+) -> int:
+    """Copy a generated CSV with every `every`-th row changed (integer `columns` + 1); returns rows changed.
+
+    every=1 is the update pass; every=100 is a nightly re-export with 1% of its rows changed.
+    """
+    changed = 0
     with (
-        insert_path.open(newline="", encoding="utf-8") as src,
-        update_path.open("w", newline="", encoding="utf-8") as dst,
+        source.open(newline="", encoding="utf-8") as src,
+        target.open("w", newline="", encoding="utf-8") as dst,
     ):
         reader = csv.reader(src)
         writer = csv.writer(dst)
         header = next(reader)
         writer.writerow(header)
-        positions = [header.index(c) for c in UPDATED_COLUMNS]
-        for cells in reader:
-            for i in positions:
-                cells[i] = str(int(cells[i]) + 1)
+        positions = [header.index(c) for c in columns]
+        for number, cells in enumerate(reader):
+            if number % every == 0:
+                for i in positions:
+                    cells[i] = str(int(cells[i]) + 1)
+                changed += 1
             writer.writerow(cells)
-    return insert_path, update_path
+    return changed
 
 
 # --- passes ------------------------------------------------------------------------------------
