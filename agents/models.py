@@ -5,6 +5,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from estateflow.storage import shared_storage
 from industries.constants import (
     AGENT_STATUSES,
     BIO_TONES,
@@ -147,7 +148,7 @@ class Agent(models.Model):
     specializations = models.JSONField(default=list, blank=True, validators=[validate_json_string_list])
 
     # --- back-office only (not in D1) ------------------------------------------------
-    photo = models.ImageField(upload_to="agents/photos/", null=True, blank=True)
+    photo = models.ImageField(upload_to="agents/photos/", null=True, blank=True, storage=shared_storage)
 
     class Meta:
         db_table = "agents"

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ValidationError
-from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from agents.models import Agent
+from estateflow.storage import shared_storage
 from sync.locks import advisory_lock
 
 from . import selectors
@@ -120,10 +120,10 @@ def _record_present(*, record: AssetObject | None, bucket: Bucket, verify: bool)
 def _photo_read(name: str) -> bytes:
     # The limit is checked before reading so an oversized file that reached
     # storage some other way cannot exhaust a worker's memory.
-    size = default_storage.size(name)
+    size = shared_storage().size(name)
     if size > AGENT_PHOTO_MAX_BYTES:
         raise ValidationError(f"{name}: {size} bytes, over the {AGENT_PHOTO_MAX_BYTES} byte limit.")
-    with default_storage.open(name, "rb") as handle:
+    with shared_storage().open(name, "rb") as handle:
         return handle.read(AGENT_PHOTO_MAX_BYTES + 1)
 
 

@@ -5,9 +5,8 @@ engine (imports.lifecycle): the engine has locked the chunk and opened the
 transaction, and marks the chunk done in it afterwards.
 """
 
-from django.core.files.storage import default_storage
-
 from agents.widgets import storable_text
+from estateflow.storage import shared_file_range
 from industries.selectors import industry_rules_get
 from sync.services import d1_changes_mark
 
@@ -24,7 +23,7 @@ def _chunk_rows(job: ImportJob, chunk: ImportChunk):
     source = job.staged_file or job.file.name
     staged = bool(job.staged_file)
     # Streamed from the file: a chunk's range may hold a refused record of any length.
-    with default_storage.open(source, "rb") as raw:
+    with shared_file_range(source, start=chunk.byte_start, end=chunk.byte_end) as raw:
         yield from csv_chunk_rows(
             raw,
             encoding="utf-8" if staged else job.encoding,

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 
+from estateflow.storage import shared_storage
 from jobs.models import ChunkedJob, JobChunk, TimedJobChunk
 
 
@@ -33,7 +34,7 @@ class ImportJob(ChunkedJob):
 
     TERMINAL = frozenset({"completed", "completed_with_errors", "failed", "cancelled", "rolled_back"})
 
-    file = models.FileField(upload_to="imports/%Y/%m/%d/", max_length=300)
+    file = models.FileField(upload_to="imports/%Y/%m/%d/", max_length=300, storage=shared_storage)
     original_name = models.CharField(max_length=255)
     format = models.CharField(max_length=10, choices=Format.choices)
     # Where the rows came from: an uploaded file, or a pull of the live D1 (manage.py d1_pull).

@@ -14,9 +14,10 @@ from pathlib import PurePath
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
+
+from estateflow.storage import shared_storage
 
 from .formats import (
     LINE_COLUMN,
@@ -115,7 +116,7 @@ def _stage_rows(job: ImportJob, rows, header: list[str], deadline: PlanDeadline)
         path = tmp.name
     try:
         with open(path, "rb") as handle:
-            return default_storage.save(f"imports/staged/job-{job.pk}.csv", File(handle))
+            return shared_storage().save(f"imports/staged/job-{job.pk}.csv", File(handle))
     finally:
         os.unlink(path)
 
@@ -128,7 +129,7 @@ def _staged_source(job: ImportJob, deadline: PlanDeadline) -> tuple[str, list[st
             return _staged_source_of(
                 job, data.raw, fmt=data.format, name=data.name, in_place=False, deadline=deadline
             )
-    with default_storage.open(job.file.name, "rb") as raw:
+    with shared_storage().open(job.file.name, "rb") as raw:
         return _staged_source_of(
             job, raw, fmt=job.format, name=job.original_name, in_place=True, deadline=deadline
         )
@@ -213,7 +214,7 @@ def _plan(job: ImportJob) -> dict:
     source, header, encoding, staging_warnings = _staged_source(job, deadline)
     staged = source != job.file.name
     chunk_max_bytes = settings.IMPORT_CHUNK_MAX_BYTES
-    with default_storage.open(source, "rb") as raw:
+    with shared_storage().open(source, "rb") as raw:
         records = csv_records(
             raw, encoding=encoding, filename=name, errors="surrogatepass" if staged else "strict"
         )

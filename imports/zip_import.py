@@ -47,10 +47,10 @@ from typing import IO
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 
 from assets.archives import ArchiveError, zip_member_open, zip_members_check
 from assets.validators import AGENT_PHOTO_MAX_BYTES, agent_photo_validate
+from estateflow.storage import shared_storage
 
 from .formats import ImportFileError
 from .models import ImportJob
@@ -100,7 +100,7 @@ def _refused(job: ImportJob, exc: ArchiveError) -> ImportFileError:
 def _archive(job: ImportJob) -> Iterator[tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]]:
     """The job's archive, vetted as a whole, with its file members (directories left out)."""
     name = job.original_name
-    with default_storage.open(job.file.name, "rb") as raw:
+    with shared_storage().open(job.file.name, "rb") as raw:
         if not raw.read(4).startswith(b"PK"):
             raise ImportFileError(f"{name}: not a ZIP archive.")
         raw.seek(0)
@@ -176,9 +176,9 @@ def zip_data_file(job: ImportJob) -> Iterator[DataFile]:
 
 def _manifest_load(job_id: int) -> dict | None:
     name = manifest_name(job_id)
-    if not default_storage.exists(name):
+    if not shared_storage().exists(name):
         return None
-    with default_storage.open(name, "rb") as handle:
+    with shared_storage().open(name, "rb") as handle:
         return json.load(handle)
 
 
@@ -189,15 +189,15 @@ def zip_files_cleanup(*, job_id: int) -> None:
         return
     for entry in manifest["files"].values():
         if entry.get("name"):
-            default_storage.delete(entry["name"])
-    default_storage.delete(manifest_name(job_id))
+            shared_storage().delete(entry["name"])
+    shared_storage().delete(manifest_name(job_id))
     _empty_folders_remove(f"imports/job-{job_id}")
 
 
 def _empty_folders_remove(name: str) -> None:
     """On a local filesystem storage, remove the folders deleting files left empty (object stores have none)."""
     try:
-        root = Path(default_storage.path(name))
+        root = Path(shared_storage().path(name))
     except NotImplementedError:
         return
     if not root.is_dir():
@@ -254,13 +254,13 @@ def zip_files_extract(job: ImportJob, *, columns: list[str | None]) -> list[str]
                 with zip_member_open(archive, member, max_size=AGENT_PHOTO_MAX_BYTES) as source:
                     content = source.read(AGENT_PHOTO_MAX_BYTES + 1)
                 target = prefix + path
-                if default_storage.exists(target):
-                    default_storage.delete(target)
-                saved = default_storage.save(target, ContentFile(content))
+                if shared_storage().exists(target):
+                    shared_storage().delete(target)
+                saved = shared_storage().save(target, ContentFile(content))
                 written.append(saved)
                 files[path] = {"name": saved, "size": len(content)}
         manifest = {"data_dir": str(PurePosixPath(member_path(data.filename)).parent), "files": files}
-        default_storage.save(manifest_name(job.pk), ContentFile(json.dumps(manifest).encode()))
+        shared_storage().save(manifest_name(job.pk), ContentFile(json.dumps(manifest).encode()))
     except ArchiveError as exc:
         _delete_all(written)
         raise _refused(job, exc) from None
@@ -276,7 +276,7 @@ def zip_files_extract(job: ImportJob, *, columns: list[str | None]) -> list[str]
 def _delete_all(names: list[str]) -> None:
     for name in names:
         try:
-            default_storage.delete(name)
+            shared_storage().delete(name)
         except OSError:  # pragma: no cover - best effort
             logger.warning("could not delete extracted file %s", name)
 
@@ -335,7 +335,7 @@ class ZipPhotoResolver:
                 f"{found}: the photo is {entry['size'] / 1024 / 1024:.1f} MB; the limit is "
                 f"{AGENT_PHOTO_MAX_BYTES // 1024 // 1024} MB."
             )
-        with default_storage.open(entry["name"], "rb") as handle:
+        with shared_storage().open(entry["name"], "rb") as handle:
             data = handle.read(AGENT_PHOTO_MAX_BYTES + 1)
         try:
             info = agent_photo_validate(ContentFile(data, name=found))
@@ -354,13 +354,13 @@ def photo_store(name: str, data: bytes) -> None:
     worker stored the same name meanwhile, storage picks another name for
     ours; that copy is deleted and the shared one kept.
     """
-    if default_storage.exists(name):
-        if default_storage.size(name) == len(data):
+    if shared_storage().exists(name):
+        if shared_storage().size(name) == len(data):
             return
-        default_storage.delete(name)
-    saved = default_storage.save(name, ContentFile(data))
+        shared_storage().delete(name)
+    saved = shared_storage().save(name, ContentFile(data))
     if saved != name:
-        default_storage.delete(saved)
+        shared_storage().delete(saved)
 
 
 def zip_photo_resolver(job: ImportJob) -> ZipPhotoResolver | None:

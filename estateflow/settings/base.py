@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from estateflow.database import postgres_database
 from estateflow.logging import sentry_init
@@ -98,7 +99,29 @@ MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Uploads, staged import files, ZIP members and agent photos (estateflow.storage): MEDIA_ROOT on one
+    # host; a private bucket every worker host reaches when IMPORT_STORAGE_BUCKET is set.
+    "imports": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
 }
+IMPORT_STORAGE_BUCKET = env("IMPORT_STORAGE_BUCKET", default="")
+IMPORT_STORAGE_ENDPOINT_URL = env("IMPORT_STORAGE_ENDPOINT_URL", default="")  # "" = AWS S3
+IMPORT_STORAGE_ACCESS_KEY_ID = env("IMPORT_STORAGE_ACCESS_KEY_ID", default="")
+IMPORT_STORAGE_SECRET_ACCESS_KEY = env("IMPORT_STORAGE_SECRET_ACCESS_KEY", default="")
+IMPORT_STORAGE_REGION = env("IMPORT_STORAGE_REGION", default="")
+if IMPORT_STORAGE_BUCKET:
+    STORAGES["imports"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": IMPORT_STORAGE_BUCKET,
+            "endpoint_url": IMPORT_STORAGE_ENDPOINT_URL or None,
+            "access_key": IMPORT_STORAGE_ACCESS_KEY_ID or None,
+            "secret_key": IMPORT_STORAGE_SECRET_ACCESS_KEY or None,
+            "region_name": IMPORT_STORAGE_REGION or None,
+            "default_acl": "private",
+            "querystring_auth": True,  # admin links to a photo are signed and expire
+            "file_overwrite": False,  # a second save under a taken name gets a new name, as on disk
+        },
+    }
 
 # Uploads larger than this stream to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
@@ -205,6 +228,15 @@ if D1_TARGET == "local":
     D1_DATABASE_ID = ""
 if R2_TARGET == "local":
     R2_ENDPOINT_URL = ""
+if (
+    IMPORT_STORAGE_BUCKET
+    and IMPORT_STORAGE_BUCKET == R2_BUCKET
+    and IMPORT_STORAGE_ENDPOINT_URL == R2_ENDPOINT_URL
+):
+    # Uploaded files hold emails and phones; the assets bucket is served to the public.
+    raise ImproperlyConfigured(
+        f"IMPORT_STORAGE_BUCKET is the public assets bucket ({R2_BUCKET}); give imports a private bucket."
+    )
 
 # --- django-import-export -----------------------------------------------------
 IMPORT_EXPORT_SKIP_ADMIN_LOG = True

@@ -283,9 +283,9 @@ def test_json_keys_that_are_not_columns_make_one_warning_not_columns():
     assert job.header == ["id", "Full Name", "state"]
     assert len(job.warnings) == 1
     assert "(300 distinct): custom_0, custom_1" in job.warnings[0] and "and 280 more" in job.warnings[0]
-    from django.core.files.storage import default_storage
+    from estateflow.storage import shared_storage
 
-    assert default_storage.size(job.staged_file) < 20_000
+    assert shared_storage().size(job.staged_file) < 20_000
 
 
 def test_a_json_object_with_too_many_keys_is_a_row_error(settings):

@@ -14,7 +14,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from django.core.files.storage import default_storage
 from PIL import Image
 
 from agents.models import Agent
@@ -23,6 +22,7 @@ from assets.models import AssetSyncRun
 from assets.services import r2_sync_run
 from assets.storage import IMMUTABLE_CACHE_CONTROL, ObjectHead, S3Bucket, r2_client_build
 from assets.tests.conftest import media_root, moto_endpoint, r2  # noqa: F401 - fixtures
+from estateflow.storage import shared_storage
 from imports.models import ImportJob, ImportJournalEntry
 from imports.services import import_format_guess
 from imports.zip_import import files_prefix, manifest_name
@@ -97,7 +97,7 @@ def assert_refused(job: ImportJob, *fragments: str, media: Path) -> None:
     assert Agent.objects.count() == 0
     assert photo_files(media) == {}
     assert not (media / files_prefix(job.pk)).exists()
-    assert not default_storage.exists(manifest_name(job.pk))
+    assert not shared_storage().exists(manifest_name(job.pk))
 
 
 # --- happy path --------------------------------------------------------------------
