@@ -10,14 +10,34 @@ from contextlib import contextmanager
 from typing import IO
 
 from django.core.files.storage import Storage, storages
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.functional import LazyObject, empty
 
 SHARED_STORAGE_ALIAS = "imports"
 
 
+class _SharedStorage(LazyObject):
+    """STORAGES["imports"], looked up when first used: model fields hold this, not the backend."""
+
+    def _setup(self) -> None:
+        self._wrapped = storages[SHARED_STORAGE_ALIAS]
+
+
+_shared = _SharedStorage()
+
+
+@receiver(setting_changed)
+def _shared_storage_reset(*, setting: str, **kwargs) -> None:
+    # Django resets its own storages when STORAGES changes (tests); this proxy follows.
+    if setting == "STORAGES":
+        _shared._wrapped = empty
+
+
 def shared_storage() -> Storage:
-    # A callable (FileField(storage=shared_storage)) so migrations do not record the backend and
-    # tests that change STORAGES or MEDIA_ROOT get the storage of their settings.
-    return storages[SHARED_STORAGE_ALIAS]
+    # Used as FileField(storage=shared_storage): migrations record the function, not the backend, and
+    # the proxy it returns follows the settings of the process (a worker's bucket, a test's folder).
+    return _shared
 
 
 class _RangeStream:
