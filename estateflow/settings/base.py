@@ -103,29 +103,46 @@ STORAGES = {
     # host; a private bucket every worker host reaches when IMPORT_STORAGE_BUCKET is set.
     "imports": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
 }
+# Uploads larger than this stream to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 IMPORT_STORAGE_BUCKET = env("IMPORT_STORAGE_BUCKET", default="")
 IMPORT_STORAGE_ENDPOINT_URL = env("IMPORT_STORAGE_ENDPOINT_URL", default="")  # "" = AWS S3
 IMPORT_STORAGE_ACCESS_KEY_ID = env("IMPORT_STORAGE_ACCESS_KEY_ID", default="")
 IMPORT_STORAGE_SECRET_ACCESS_KEY = env("IMPORT_STORAGE_SECRET_ACCESS_KEY", default="")
 IMPORT_STORAGE_REGION = env("IMPORT_STORAGE_REGION", default="")
-if IMPORT_STORAGE_BUCKET:
-    STORAGES["imports"] = {
+
+
+def imports_bucket_storage(
+    *, bucket: str, endpoint_url: str, access_key: str, secret_key: str, region: str
+) -> dict:
+    """STORAGES["imports"] for a private S3-compatible bucket (also what the two-host test uses)."""
+    return {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
-            "bucket_name": IMPORT_STORAGE_BUCKET,
-            "endpoint_url": IMPORT_STORAGE_ENDPOINT_URL or None,
-            "access_key": IMPORT_STORAGE_ACCESS_KEY_ID or None,
-            "secret_key": IMPORT_STORAGE_SECRET_ACCESS_KEY or None,
-            "region_name": IMPORT_STORAGE_REGION or None,
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url or None,
+            "access_key": access_key or None,
+            "secret_key": secret_key or None,
+            "region_name": region or None,
             "default_acl": "private",
             "querystring_auth": True,  # admin links to a photo are signed and expire
             "file_overwrite": False,  # a second save under a taken name gets a new name, as on disk
+            # A file opened for reading (planning reads a whole upload) spools to disk past this, not
+            # to memory: the storage's default keeps all 512 MB in RAM.
+            "max_memory_size": FILE_UPLOAD_MAX_MEMORY_SIZE,
         },
     }
 
-# Uploads larger than this stream to a temporary file instead of memory.
-FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+if IMPORT_STORAGE_BUCKET:
+    STORAGES["imports"] = imports_bucket_storage(
+        bucket=IMPORT_STORAGE_BUCKET,
+        endpoint_url=IMPORT_STORAGE_ENDPOINT_URL,
+        access_key=IMPORT_STORAGE_ACCESS_KEY_ID,
+        secret_key=IMPORT_STORAGE_SECRET_ACCESS_KEY,
+        region=IMPORT_STORAGE_REGION,
+    )
 
 # --- Cache (login throttling, dashboard figures) -------------------------------
 # Redis when REDIS_URL is set (production, tests); a per-process memory cache otherwise.

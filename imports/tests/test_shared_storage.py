@@ -17,6 +17,7 @@ from openpyxl import Workbook
 
 from agents.models import Agent
 from assets.tests.conftest import moto_endpoint  # noqa: F401 - fixture
+from estateflow.settings.base import imports_bucket_storage
 from estateflow.storage import shared_file_range, shared_storage
 from imports.models import ImportJob
 from imports.services import import_job_create
@@ -58,25 +59,19 @@ def _files(root: Path) -> list[Path]:
 
 @pytest.fixture
 def bucket(settings, tmp_path, moto_endpoint):  # noqa: F811
-    """The web side's settings as production builds them from IMPORT_STORAGE_* (see settings/base.py)."""
+    """The web side's settings as settings/base.py builds them from IMPORT_STORAGE_*."""
     name = f"imports-{uuid.uuid4().hex[:12]}"
     _client(moto_endpoint).create_bucket(Bucket=name)
     settings.MEDIA_ROOT = str(tmp_path / "web-media")
     settings.STORAGES = {
         **settings.STORAGES,
-        "imports": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": name,
-                "endpoint_url": moto_endpoint,
-                "access_key": ACCESS_KEY,
-                "secret_key": SECRET_KEY,
-                "region_name": "us-east-1",
-                "default_acl": "private",
-                "querystring_auth": True,
-                "file_overwrite": False,
-            },
-        },
+        "imports": imports_bucket_storage(
+            bucket=name,
+            endpoint_url=moto_endpoint,
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+            region="us-east-1",
+        ),
     }
     return {"name": name, "endpoint": moto_endpoint, "env": _bucket_env(moto_endpoint, name)}
 
@@ -173,3 +168,14 @@ def test_the_public_assets_bucket_is_refused_for_imports(tmp_path):
     assert result.returncode != 0
     assert ImproperlyConfigured.__name__ in result.stderr
     assert "public assets bucket" in result.stderr
+
+
+@pytest.mark.django_db
+def test_a_whole_file_read_from_the_bucket_spools_to_disk_not_memory(bucket, settings):
+    """Planning opens the whole upload; django-storages would otherwise hold all of it in RAM."""
+    name = shared_storage().save(
+        "imports/big.bin", ContentFile(b"x" * (settings.FILE_UPLOAD_MAX_MEMORY_SIZE + 1))
+    )
+    with shared_storage().open(name, "rb") as handle:
+        assert handle.read(1) == b"x"
+        assert handle.file._rolled  # SpooledTemporaryFile: moved to a temporary file on disk
