@@ -4,7 +4,7 @@ from django.utils import timezone
 
 
 class AuditEvent(models.Model):
-    """Who changed what and when, from the admin: one row per create, update or delete.
+    """Who changed what and when, from the admin: one row per create, update, delete or file download.
 
     `changes` is {field: [old, new]} with JSON-safe values (dates as ISO text,
     decimals as text, foreign keys as their key, files as their name).
@@ -14,6 +14,7 @@ class AuditEvent(models.Model):
         CREATE = "create"
         UPDATE = "update"
         DELETE = "delete"
+        DOWNLOAD = "download"  # a stored file was fetched (an agent export)
 
     id = models.BigAutoField(primary_key=True)
     actor = models.ForeignKey(

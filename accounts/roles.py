@@ -15,6 +15,7 @@ VIEWER: tuple[str, ...] = (
     "imports.view_importjob",
     "sync.view_syncrun",
     "sync.view_verifyrun",
+    "sync.view_schedule",
     "assets.view_assetsyncrun",
     "assets.view_assetobject",
     "accounts.view_auditevent",
@@ -36,8 +37,8 @@ ROLES: dict[str, tuple[str, ...]] = {
     ),
     # Imports.
     "Importer": (*VIEWER, "imports.run_import", "agents.import_agent"),
-    # Sync and rollback.
-    "Operator": (*VIEWER, "sync.run_sync", "imports.rollback_import"),
+    # Sync (runs and their schedules: sync/migrations/0007_schedule_roles) and rollback.
+    "Operator": (*VIEWER, "sync.run_sync", "sync.change_schedule", "imports.rollback_import"),
 }
 # Granted to no role on purpose: give it to named users (emails and phones in exports).
 CONTACTS_EXPORT_PERMISSION = "agents.export_contacts_agent"

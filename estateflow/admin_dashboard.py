@@ -1,4 +1,4 @@
-"""Selectors for the admin index dashboard: agents per industry / state / tier, imports, D1 sync lag.
+"""Selectors for the admin index dashboard: agents per industry / state / tier, imports, D1 sync lag, schedules.
 
 Every agent figure is one GROUP BY over an indexed column (industry,
 state, subscription_tier), cached for a minute: at 500,000 rows each is an
@@ -140,6 +140,13 @@ def sync_status() -> SyncStatus:
     )
 
 
+def schedules_panel() -> list:
+    """The D1 and R2 beat schedules (sync.Schedule): two rows, read live so a pause shows at once."""
+    from sync.selectors import schedules_list
+
+    return schedules_list()
+
+
 WORKERS_CACHE_KEY = "admin-dashboard:workers:v1"
 WORKERS_TTL_SECONDS = 30
 
@@ -169,6 +176,8 @@ def admin_dashboard(*, user) -> dict:
         out["imports"] = imports_panel()
     if user.has_perm("sync.view_syncrun"):
         out["sync"] = sync_status()
+    if user.has_perm("sync.view_schedule"):
+        out["schedules"] = schedules_panel()
     if user.is_staff and (out or user.is_superuser):
         out["workers"] = workers_status()
     return out

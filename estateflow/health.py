@@ -74,9 +74,17 @@ def check_workers() -> dict:
 
 
 def check_sync_age() -> dict:
-    from sync.selectors import sync_run_last_successful
+    from sync.schedules import SYNC_D1
+    from sync.selectors import schedules_list, sync_run_last_successful
 
+    schedule = next(s for s in schedules_list() if s.key == SYNC_D1)
+    if not schedule.enabled:
+        # An operator paused the sync (admin, Schedules): a stale edge is their decision, not an outage
+        # that should take this process out of a load balancer.
+        return {"schedule": "paused"}
     limit = int(getattr(settings, "READYZ_MAX_SYNC_AGE_SECONDS", 0))
+    if limit and schedule.interval_seconds:  # an operator's longer interval raises the limit with it
+        limit = max(limit, 3 * schedule.interval_seconds)
     run = sync_run_last_successful()
     if run is None:
         if limit:

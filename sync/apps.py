@@ -1,7 +1,17 @@
 from django.apps import AppConfig
-from django.conf import settings
+from django.db.models.signals import post_migrate
 
-BEAT_ENTRY = "sync-d1"
+
+def _schedules_ensure(sender, apps=None, **kwargs) -> None:
+    from .schedules import schedules_ensure
+
+    try:
+        # `apps` is the migrated state after `migrate`; a flush (tests) sends none and keeps every table.
+        if apps is not None:
+            apps.get_model("sync", "Schedule")
+    except LookupError:  # migrated back below the table (sync 0006): nothing to fill
+        return
+    schedules_ensure()
 
 
 class SyncConfig(AppConfig):
@@ -9,17 +19,6 @@ class SyncConfig(AppConfig):
     verbose_name = "Edge sync (D1)"
 
     def ready(self) -> None:
-        # The beat entry lives with the sync code; its interval comes from settings.
-        from estateflow.celery import app
-
-        schedule = dict(app.conf.beat_schedule or {})
-        schedule.setdefault(
-            BEAT_ENTRY,
-            {
-                "task": "sync.d1_sync_run",
-                "schedule": float(settings.SYNC_D1_INTERVAL_SECONDS),
-                "kwargs": {"reason": "scheduled"},
-                "options": {"expires": float(settings.SYNC_D1_INTERVAL_SECONDS)},
-            },
-        )
-        app.conf.beat_schedule = schedule
+        # The D1 and R2 schedules are rows staff control (sync.schedules), not beat_schedule entries.
+        # Created after migrate so the admin lists them on a fresh database, enabled at the defaults.
+        post_migrate.connect(_schedules_ensure, sender=self, dispatch_uid="sync.schedules_ensure")

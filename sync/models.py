@@ -1,7 +1,15 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
+
+# Beat checks the schedules every few seconds; below a minute a D1 sync or R2 push would mostly
+# meet the previous one's lock. A week is the longest an operator may mean rather than "pause".
+SCHEDULE_MIN_INTERVAL_SECONDS = 60
+SCHEDULE_MAX_INTERVAL_SECONDS = 7 * 24 * 3600
 
 
 class SyncChange(models.Model):
@@ -189,3 +197,65 @@ class D1MigrationRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.action} on {self.target}"
+
+
+class Schedule(models.Model):
+    """An operator-controlled beat schedule (sync.schedules.SCHEDULES says which task each key runs).
+
+    Beat's scheduler (sync.scheduler) reads these rows every few seconds, so a
+    pause or a new interval takes effect without restarting it. An empty
+    interval means the default from settings, so a deploy that changes the
+    setting still moves every schedule nobody has overridden.
+    """
+
+    key = models.CharField(max_length=40, primary_key=True)
+    enabled = models.BooleanField(
+        default=True, help_text="Paused schedules send nothing; a run already started finishes."
+    )
+    interval_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(SCHEDULE_MIN_INTERVAL_SECONDS),
+            MaxValueValidator(SCHEDULE_MAX_INTERVAL_SECONDS),
+        ],
+        verbose_name="interval (seconds)",
+        help_text="Empty: the default from settings.",
+    )
+    last_sent_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When beat last sent the task (not when it ran)."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "sync_schedule"
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        spec = self.spec
+        return spec.label if spec else self.key
+
+    @property
+    def spec(self):
+        from .schedules import SCHEDULES
+
+        return SCHEDULES.get(self.key)
+
+    @property
+    def interval_default(self) -> int | None:
+        spec = self.spec
+        return spec.interval_default() if spec else None
+
+    @property
+    def interval_effective(self) -> int | None:
+        return self.interval_seconds or self.interval_default
+
+    @property
+    def next_due_at(self) -> datetime | None:
+        """When beat sends next (at its first check past this instant); None when paused or never sent.
+
+        A never-sent schedule goes at beat's next check, as does one whose time has passed.
+        """
+        if not self.enabled or self.interval_effective is None or self.last_sent_at is None:
+            return None
+        return self.last_sent_at + timedelta(seconds=self.interval_effective)

@@ -17,7 +17,7 @@ from industries.models import IndustryConfig
 
 from .d1_client import D1Client
 from .d1_schema import MigrationPlan, d1_schema_read, migrations_plan
-from .models import D1MigrationRecord, SyncChange, SyncRun, SyncState, VerifyRun
+from .models import D1MigrationRecord, Schedule, SyncChange, SyncRun, SyncState, VerifyRun
 from .sqlite_sql import Statement, d1_value, split_sql, sql_literal
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "d1_migrations"
@@ -261,3 +261,11 @@ def d1_industries(*, client: D1Client) -> dict[str, tuple]:
 def industry_as_d1(values: Sequence[object]) -> tuple:
     """A PostgreSQL industry row as D1 returns it (booleans 0/1, JSON and timestamps as text)."""
     return tuple(d1_value(v) for v in values)
+
+
+def schedules_list() -> list[Schedule]:
+    """Every operator schedule, in SCHEDULES order; one without a row yet shows as beat will create it."""
+    from .schedules import SCHEDULES
+
+    rows = {row.key: row for row in Schedule.objects.filter(key__in=SCHEDULES)}
+    return [rows.get(key) or Schedule(key=key) for key in SCHEDULES]

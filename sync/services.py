@@ -7,6 +7,7 @@
 - sync.bookkeeping: the SyncRun every writing run (sync, repair) begins, pushes through and totals
 - sync.run: `sync_run_execute` (incremental, full, the guards for D1 rows we did not write)
 - sync.verify: `d1_verify` and its repair
+- sync.schedules: the D1 and R2 beat schedules staff pause and re-time (`schedules_enabled_set`, …)
 
 Callers keep importing from here (`sync_services.d1_sync_request(...)` is
 looked up at call time, so tests can replace it on this module).
@@ -16,6 +17,7 @@ from .changes import d1_changes_mark, d1_sync_request
 from .locks import SYNC_LOCK_KEY, sync_lock
 from .push import Pusher, PushResult, RowPreparer
 from .run import SyncOptions, d1_unknown_agent_ids, sync_run_execute
+from .schedules import schedules_due_claim, schedules_enabled_set, schedules_ensure
 from .schema_migrate import D1SchemaConflict, d1_migrate
 from .verify import d1_verify
 
@@ -31,6 +33,9 @@ __all__ = [
     "d1_sync_request",
     "d1_unknown_agent_ids",
     "d1_verify",
+    "schedules_due_claim",
+    "schedules_enabled_set",
+    "schedules_ensure",
     "sync_lock",
     "sync_run_execute",
 ]

@@ -20,8 +20,10 @@ from accounts.models import AuditEvent
 from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from assets.models import AssetObject, AssetSyncRun
+from exports.models import ExportJob
 from imports.models import ImportJob, ImportRowError
 from sync.models import SyncRun, VerifyRun
+from sync.services import schedules_ensure
 
 pytestmark = pytest.mark.django_db
 
@@ -74,10 +76,17 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("imports_importjob_cancel", IMPORTER, method="post", obj="job", ok=302),
     Endpoint("imports_importjob_resume", IMPORTER, method="post", obj="job", ok=302),
     Endpoint("imports_importjob_rollback", OPERATOR, method="post", obj="job", ok=302),
+    # Export jobs: whoever may export agents (no role holds exports.view_exportjob); read only.
+    *_model_pages("exports_exportjob", "exportjob", view=EDITOR),
+    Endpoint("exports_exportjob_progress", EDITOR, obj="exportjob"),
+    # The fixture's job has no file yet: an allowed role gets past the permission check to a 404.
+    Endpoint("exports_exportjob_download", EDITOR, obj="exportjob", ok=404),
     *_model_pages("sync_syncrun", "syncrun"),
     Endpoint("sync_syncrun_sync_now", OPERATOR, method="post", ok=302),
     Endpoint("sync_syncrun_verify_now", OPERATOR, method="post", ok=302),
     *_model_pages("sync_verifyrun", "verifyrun"),
+    # The D1 and R2 schedules: fixed rows, nobody adds or deletes them; the Operator pauses and re-times.
+    *_model_pages("sync_schedule", "schedule", change=OPERATOR),
     *_model_pages("assets_assetsyncrun", "assetrun"),
     *_model_pages("assets_assetobject", "assetobject"),
     *_model_pages("accounts_auditevent", "audit"),
@@ -115,12 +124,15 @@ def objects(db, role_user):
         job=job, chunk_index=0, line=2, column="email", value="x", message="bad", raw_row=["A", "x"]
     )
     now = timezone.now()
+    schedules_ensure()  # post_migrate made them; a transactional test's flush may have taken them
     return {
         "agent": agent.pk,
         "industry": "legal",
         "job": job.pk,
+        "exportjob": ExportJob.objects.create(format="csv", columns=["id"]).pk,
         "syncrun": SyncRun.objects.create(started_at=now, status=SyncRun.Status.COMPLETED).pk,
         "verifyrun": VerifyRun.objects.create(started_at=now, clean=True).pk,
+        "schedule": "sync-d1",
         "assetrun": AssetSyncRun.objects.create().pk,
         "assetobject": AssetObject.objects.create(
             agent_id=agent.pk,
@@ -272,7 +284,11 @@ def test_roles_exist_with_their_permissions(roles):
     ]
     assert "agents.export_contacts_agent" not in set().union(*perms.values())
     assert perms["Importer"] - perms["Viewer"] == {"imports.run_import", "agents.import_agent"}
-    assert perms["Operator"] - perms["Viewer"] == {"sync.run_sync", "imports.rollback_import"}
+    assert perms["Operator"] - perms["Viewer"] == {
+        "sync.run_sync",
+        "sync.change_schedule",
+        "imports.rollback_import",
+    }
 
 
 def test_viewer_cannot_save_an_agent(client, role_user, objects):

@@ -35,6 +35,7 @@ LOCAL_APPS = [
     "sync",
     "assets",
     "accounts",
+    "exports",
 ]
 # Ours before third-party apps: a project command of the same name wins (imports/ replaces
 # django-import-export's `import` and `export`, which would bypass the import pipeline).
@@ -185,6 +186,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Every beat (`celery beat`, `worker -B`) also sends the D1 and R2 schedules staff control in the admin
+# (sync.Schedule); `-s FILE` still keeps the fixed entries' state.
+CELERY_BEAT_SCHEDULER = "sync.scheduler:OperatorScheduler"
 
 # --- Imports ------------------------------------------------------------------
 # A chunk over this many seconds is stopped and the job marked failed (never left running).
@@ -208,6 +212,11 @@ IMPORT_XLSX_MAX_SHARED_STRINGS_BYTES = env.int(
 IMPORT_JSON_MAX_KEYS = env.int("IMPORT_JSON_MAX_KEYS", default=500)  # keys of one JSON object
 IMPORT_JSON_MAX_DEPTH = env.int("IMPORT_JSON_MAX_DEPTH", default=32)  # nesting of one JSON value
 IMPORT_PLAN_TIME_LIMIT = env.int("IMPORT_PLAN_TIME_LIMIT", default=1800)  # seconds to read and plan a file
+
+# --- Exports --------------------------------------------------------------------
+# An agent export of at most this many rows is written in the request; a larger one runs as a
+# chunked job on the workers (exports/), whose file is then downloaded from the job page.
+EXPORT_DIRECT_MAX_ROWS = env.int("EXPORT_DIRECT_MAX_ROWS", default=5000)
 
 # --- Cloudflare D1 (sync app) ----------------------------------------------
 # With D1_DATABASE_ID set the sync talks to Cloudflare's REST API; without

@@ -50,8 +50,26 @@ def test_compose_commands():
     worker = services["worker"]["command"]
     assert worker[:4] == ["celery", "-A", "estateflow", "worker"]
     assert set(worker[worker.index("-Q") + 1].split(",")) == {"imports", "sync", "default"}
-    assert services["beat"]["command"][:4] == ["celery", "-A", "estateflow", "beat"]
+    beat = services["beat"]["command"]
+    assert beat[:4] == ["celery", "-A", "estateflow", "beat"]
     assert "-B" not in worker  # exactly one beat: its own service
+    # The scheduler comes from CELERY_BEAT_SCHEDULER (the schedules staff pause in the admin); a
+    # -S/--scheduler here would silently stop the D1 and R2 schedules (they are not beat_schedule entries).
+    assert not {"-S", "--scheduler"} & set(beat) and not any(a.startswith("--scheduler=") for a in beat)
+    # The fixed entries' state (imports-recover) survives a restart; the health check reads the file.
+    assert "-s" in beat
+
+
+def test_every_beat_uses_the_operator_scheduler():
+    from django.conf import settings
+
+    from estateflow.celery import app
+
+    assert settings.CELERY_BEAT_SCHEDULER == "sync.scheduler:OperatorScheduler"
+    assert app.conf.beat_scheduler == settings.CELERY_BEAT_SCHEDULER
+    for path in (ROOT / "Makefile", ROOT / "scripts" / "run_demo.sh"):
+        text = path.read_text()
+        assert "worker -B" in text and "--scheduler" not in text and " -S " not in text, path
 
 
 def test_compose_env_names_exist_in_the_settings():

@@ -126,3 +126,23 @@ def test_dashboard_shows_whether_workers_are_alive(admin_client, settings):
     content = admin_client.get("/admin/").content.decode()
     assert 'id="ef-workers"' in content and "broker unreachable" in content
     cache.delete(WORKERS_CACHE_KEY)
+
+
+@pytest.mark.django_db
+def test_readyz_sync_age_follows_the_operators_schedule(client, settings, synced):
+    """A paused D1 schedule is not an outage; a longer interval set in the admin raises the age limit."""
+    from estateflow.health import check_sync_age
+    from sync.models import Schedule, SyncRun
+    from sync.schedules import SYNC_D1, schedules_ensure
+
+    settings.READYZ_MAX_SYNC_AGE_SECONDS = 60
+    schedules_ensure()
+    SyncRun.objects.filter(pk=synced.pk).update(started_at=timezone.now() - timezone.timedelta(minutes=10))
+    with pytest.raises(RuntimeError, match="limit 60 s"):
+        check_sync_age()
+    Schedule.objects.filter(key=SYNC_D1).update(interval_seconds=3600)
+    assert check_sync_age()["max_age_seconds"] == 3 * 3600
+    Schedule.objects.filter(key=SYNC_D1).update(enabled=False)
+    assert check_sync_age() == {"schedule": "paused"}
+    status, body = _ready(client)
+    assert body["checks"]["sync"]["ok"] is True

@@ -13,7 +13,12 @@ from agents.models import Agent
 from estateflow.celery import app as celery_app
 from sync.d1_client import D1Client, SqliteTransport
 from sync.models import SyncChange, SyncRun, VerifyRun
-from sync.selectors import d1_last_successful_sync_started_at, d1_migration_files, sync_pending_changes_count
+from sync.selectors import (
+    d1_last_successful_sync_started_at,
+    d1_migration_files,
+    schedules_list,
+    sync_pending_changes_count,
+)
 from sync.services import d1_sync_request, d1_verify, sync_run_execute
 
 from .factories import agents_bulk, industries_ensure
@@ -67,9 +72,21 @@ def test_d1_sync_request_enqueues_after_commit(d1):
 def test_task_name_and_beat_schedule_come_from_settings(settings):
     assert "sync.d1_sync_run" in celery_app.tasks
     assert "sync.d1_verify_run" in celery_app.tasks
-    entry = celery_app.conf.beat_schedule["sync-d1"]
-    assert entry["task"] == "sync.d1_sync_run"
-    assert entry["schedule"] == float(settings.SYNC_D1_INTERVAL_SECONDS)
+    # The D1 and R2 schedules are rows staff control (sync.schedules), read by beat's scheduler;
+    # only the recovery sweep stays a fixed entry.
+    assert celery_app.conf.beat_scheduler == "sync.scheduler:OperatorScheduler"
+    assert set(celery_app.conf.beat_schedule) == {"imports-recover"}
+    schedules = {s.key: s for s in schedules_list()}
+    assert set(schedules) == {"sync-d1", "assets-r2-sync"}
+    d1_schedule = schedules["sync-d1"]
+    assert (d1_schedule.spec.task, d1_schedule.spec.kwargs) == ("sync.d1_sync_run", {"reason": "scheduled"})
+    assert schedules["assets-r2-sync"].spec.task == "assets.r2_sync_run"
+    for schedule in schedules.values():
+        assert schedule.enabled and schedule.interval_seconds is None
+        assert schedule.interval_effective == settings.SYNC_D1_INTERVAL_SECONDS
+    # Not overridden in the admin, the interval follows the setting.
+    settings.SYNC_D1_INTERVAL_SECONDS = 1234
+    assert d1_schedule.interval_effective == 1234
     task = celery_app.tasks["sync.d1_sync_run"]
     assert task.acks_late and task.max_retries == 10
 
