@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpResponseRedirect, JsonResponse, QueryDict
@@ -70,6 +71,7 @@ class ExportJobAdmin(ReadOnlyAdmin):
             "progress": export_job_progress(job=job),
             "filters": _query_pairs(job.query_string),
             "may_download": self._may_download(request, job),
+            "retention_days": settings.EXPORT_RETENTION_DAYS,
             "chunks": job.chunks.order_by("index")[:500],
         }
         return TemplateResponse(request, "admin/exports/exportjob/job.html", context)

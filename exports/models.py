@@ -42,6 +42,8 @@ class ExportJob(ChunkedJob):
     # Name in the shared storage (storages["imports"]), once assembled.
     file = models.CharField(max_length=300, blank=True, default="")
     file_size = models.BigIntegerField(null=True, blank=True)
+    # When the file was deleted after EXPORT_RETENTION_DAYS (it holds personal data; start a new export).
+    file_expired_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -14,6 +14,7 @@ import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -292,6 +293,32 @@ def _parts_delete(names: list[str]) -> None:
             storage.delete(name)
         except OSError:
             logger.warning("Could not delete export part %s; it is no longer needed", name)
+
+
+def export_files_expire(*, now: datetime) -> list[int]:
+    """Delete the files of exports finished more than EXPORT_RETENTION_DAYS before `now`; returns their ids.
+
+    Export files hold personal data (and sometimes contact details): they are kept long enough to
+    download, not for ever. The job row stays, with when its file went.
+    """
+    cutoff = now - timedelta(days=settings.EXPORT_RETENTION_DAYS)
+    expired = []
+    storage = shared_storage()
+    for job in ExportJob.objects.filter(finished_at__lt=cutoff).exclude(file=""):
+        try:
+            storage.delete(job.file)
+        except OSError:
+            logger.warning("Could not delete the file of export %s; the next sweep tries again", job.pk)
+            continue
+        ExportJob.objects.filter(pk=job.pk).update(file="", file_expired_at=now)
+        expired.append(job.pk)
+    if expired:
+        logger.info(
+            "Deleted the files of %d export(s) older than %d days",
+            len(expired),
+            settings.EXPORT_RETENTION_DAYS,
+        )
+    return expired
 
 
 def export_job_fail(*, job_id: int, message: str) -> None:

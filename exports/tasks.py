@@ -11,6 +11,7 @@ from collections.abc import Callable
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
+from django.utils import timezone
 
 from jobs.policy import CHUNK_SOFT_TIME_LIMIT, MAX_CHUNK_ATTEMPTS, retry_delay
 from jobs.tasks import chunk_task
@@ -86,3 +87,9 @@ def export_job_assemble_task(self, job_id: int) -> None:
         what="assembly",
         time_limit=ASSEMBLE_SOFT_TIME_LIMIT,
     )
+
+
+@shared_task(name="exports.export_files_expire", acks_late=True, queue=EXPORT_QUEUE)
+def export_files_expire_task() -> None:
+    # Beat entry "exports-expire" (exports.apps); idempotent: a file already gone is skipped.
+    services.export_files_expire(now=timezone.now())

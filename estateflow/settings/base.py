@@ -217,6 +217,8 @@ IMPORT_PLAN_TIME_LIMIT = env.int("IMPORT_PLAN_TIME_LIMIT", default=1800)  # seco
 # An agent export of at most this many rows is written in the request; a larger one runs as a
 # chunked job on the workers (exports/), whose file is then downloaded from the job page.
 EXPORT_DIRECT_MAX_ROWS = env.int("EXPORT_DIRECT_MAX_ROWS", default=5000)
+# An export's file is deleted this many days after the export finished (hourly sweep, exports.apps).
+EXPORT_RETENTION_DAYS = env.int("EXPORT_RETENTION_DAYS", default=7)
 
 # --- Cloudflare D1 (sync app) ----------------------------------------------
 # With D1_DATABASE_ID set the sync talks to Cloudflare's REST API; without

@@ -293,3 +293,26 @@ def test_the_worker_reapplies_the_query_as_the_changelist_would(editor):
     AgentFactory(name="Amy Jones", state="TX")
     queryset = export_changelist_queryset(query_string="q=smith&state__exact=TX", user=editor)
     assert list(queryset.values_list("name", flat=True)) == ["Zed Smith"]
+
+
+def test_files_older_than_the_retention_are_deleted_and_the_job_page_says_so(editor, client, settings):
+    agents_generate(20)
+    old, _ = export_background(user=editor, file_format="csv")
+    recent, _ = export_background(user=editor, file_format="json")
+    now = timezone.now()
+    ExportJob.objects.filter(pk=old.pk).update(
+        finished_at=now - timedelta(days=settings.EXPORT_RETENTION_DAYS + 1)
+    )
+    old_file = old.file
+
+    assert services.export_files_expire(now=now) == [old.pk]
+    assert services.export_files_expire(now=now) == []  # nothing left to do the second time
+    old.refresh_from_db()
+    recent.refresh_from_db()
+    assert old.file == "" and old.file_expired_at == now and not shared_storage().exists(old_file)
+    assert recent.file and recent.file_expired_at is None and shared_storage().exists(recent.file)
+
+    client.force_login(editor)
+    page = client.get(reverse("admin:exports_exportjob_change", args=[old.pk]))
+    assert b'id="ef-expired"' in page.content and b'id="ef-download"' not in page.content
+    assert client.get(reverse("admin:exports_exportjob_download", args=[old.pk])).status_code == 404
