@@ -73,9 +73,9 @@ def test_task_name_and_beat_schedule_come_from_settings(settings):
     assert "sync.d1_sync_run" in celery_app.tasks
     assert "sync.d1_verify_run" in celery_app.tasks
     # The D1 and R2 schedules are rows staff control (sync.schedules), read by beat's scheduler;
-    # only the recovery sweep stays a fixed entry.
+    # only housekeeping stays fixed: the recovery sweep and the expiry of old export files.
     assert celery_app.conf.beat_scheduler == "sync.scheduler:OperatorScheduler"
-    assert set(celery_app.conf.beat_schedule) == {"imports-recover"}
+    assert set(celery_app.conf.beat_schedule) == {"imports-recover", "exports-expire"}
     schedules = {s.key: s for s in schedules_list()}
     assert set(schedules) == {"sync-d1", "assets-r2-sync"}
     d1_schedule = schedules["sync-d1"]
