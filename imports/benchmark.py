@@ -8,7 +8,9 @@ Redis, PostgreSQL — and then through the baseline on the same file:
 * insert: the agents table is empty;
 * update: the same ids, every row changed (years_experience and
   transactions_ytd + 1, rewritten from the insert file);
-* unchanged: the update file again.
+* unchanged: the update file again;
+* 1% changed: the update file with every 100th row changed (years_experience
+  + 1), the nightly re-export the digests of imports.digests are for.
 
 The baseline is what a hand-written loader would do: csv.reader, COPY into
 a temp table, one INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE IS
@@ -52,6 +54,8 @@ from .benchmark_workers import (  # noqa: F401
     WorkerPool,
     _postgres_version,
     _psycopg_params,
+    _setting,
+    autovacuum_emulate,
     broker_check,
     celery_broker,
     database_assert_disposable,
@@ -68,10 +72,14 @@ DEFAULT_SIZES = (10, 100, 1_000, 10_000, 100_000, 500_000)
 DEFAULT_WORKERS = 2
 DEFAULT_CHUNK_SIZE = 5_000
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/14"
+# How often a pass checks whether autovacuum (off on some CI servers) would have analyzed by now.
+AUTOVACUUM_CHECK_INTERVAL = 1.0
 SEED = 42
-PASSES = ("insert", "update", "unchanged")
+PASSES = ("insert", "update", "unchanged", "1% changed")
 # Columns the update file changes in every row (kept within the validators' ranges).
 UPDATED_COLUMNS = ("years_experience", "transactions_ytd")
+# The 1% changed pass: every NIGHTLY_EVERY-th row of the update file, in changed_file_write's column.
+NIGHTLY_EVERY = 100
 
 Log = Callable[[str], None]
 
@@ -125,13 +133,18 @@ def pipeline_pass(path: Path, *, chunk_size: int, pool: WorkerPool, timeout: flo
     started = time.perf_counter()
     with path.open("rb") as handle:
         job = import_job_create(file=File(handle), original_name=path.name, chunk_size=chunk_size)
+    autovacuum_checked_at = started
     while True:
         status = ImportJob.objects.filter(pk=job.pk).values_list("status", flat=True).get()
         if status in ImportJob.TERMINAL:
             break
         pool.check_alive()
-        if time.perf_counter() - started > timeout:
+        now = time.perf_counter()
+        if now - started > timeout:
             raise BenchmarkError(f"Import job {job.pk} ({path.name}) still {status} after {timeout:.0f} s.")
+        if now - autovacuum_checked_at >= AUTOVACUUM_CHECK_INTERVAL:
+            autovacuum_emulate(vacuum=False)
+            autovacuum_checked_at = now
         time.sleep(0.05)
     wall = time.perf_counter() - started
     peak = pool.peak_mb()
@@ -279,6 +292,11 @@ def benchmark_run(
         "seed": SEED,
         "sizes": list(sizes),
         "update_pass_changes": list(UPDATED_COLUMNS),
+        "autovacuum": _setting("autovacuum"),
+        "autovacuum_emulated": "with autovacuum off, ANALYZE agents and import_row_digests at "
+        f"autovacuum's thresholds every {AUTOVACUUM_CHECK_INTERVAL:.0f} s during a pass, VACUUM ANALYZE between "
+        "passes (untimed)",
+        "nightly_pass_changes": f"every {NIGHTLY_EVERY}th row of the update file: {UPDATED_COLUMNS[0]} + 1",
         "baseline": "csv.reader + COPY into temp table + INSERT ... ON CONFLICT (id) DO UPDATE "
         "WHERE IS DISTINCT FROM; same table, indexes, FK and sync triggers",
     }
@@ -288,13 +306,26 @@ def benchmark_run(
 def _size_run(rows: int, *, root: Path, chunk_size: int, pool: WorkerPool, log: Log) -> list[PassResult]:
     log(f"{rows:,} rows: generating files ...")
     insert_file, update_file = benchmark_files_write(rows, root)
-    files = {"insert": insert_file, "update": update_file, "unchanged": update_file}
-    expected = {"insert": {"created": rows}, "update": {"updated": rows}, "unchanged": {"unchanged": rows}}
+    nightly_file = root / f"agents-{rows}-nightly.csv"
+    changed = changed_file_write(update_file, nightly_file, every=NIGHTLY_EVERY)
+    files = {
+        "insert": insert_file,
+        "update": update_file,
+        "unchanged": update_file,
+        "1% changed": nightly_file,
+    }
+    expected = {
+        "insert": {"created": rows},
+        "update": {"updated": rows},
+        "unchanged": {"unchanged": rows},
+        "1% changed": {"created": 0, "updated": changed, "unchanged": rows - changed},
+    }
     outcomes: dict[str, dict] = {}
     tables_reset()
     for phase in PASSES:
         outcome = pipeline_pass(files[phase], chunk_size=chunk_size, pool=pool, timeout=_pass_timeout(rows))
         outcomes[phase] = outcome
+        autovacuum_emulate(vacuum=True)  # untimed: the next pass starts on what autovacuum would leave
         log(
             f"{rows:,} rows {phase}: pipeline {outcome['pipeline_seconds']:.2f} s "
             f"({rows / outcome['pipeline_seconds']:,.0f} rows/s) {outcome['status']}, "
@@ -308,6 +339,7 @@ def _size_run(rows: int, *, root: Path, chunk_size: int, pool: WorkerPool, log: 
     results = []
     for phase in PASSES:
         base = baseline_pass(files[phase])
+        autovacuum_emulate(vacuum=True)
         log(
             f"{rows:,} rows {phase}: baseline {base['baseline_seconds']:.2f} s "
             f"({rows / base['baseline_seconds']:,.0f} rows/s), {base['baseline_written']:,} rows written"
@@ -315,6 +347,6 @@ def _size_run(rows: int, *, root: Path, chunk_size: int, pool: WorkerPool, log: 
         outcome = outcomes[phase]
         outcome.pop("error_message")
         results.append(PassResult(rows=rows, phase=phase, expected=expected[phase], **outcome, **base))
-    for path in (insert_file, update_file):
+    for path in (insert_file, update_file, nightly_file):
         path.unlink(missing_ok=True)
     return results

@@ -21,7 +21,7 @@ class BenchmarkError(RuntimeError):
 @dataclass
 class PassResult:
     rows: int
-    phase: str  # insert | update | unchanged
+    phase: str  # insert | update | unchanged | 1% changed
     status: str
     pipeline_seconds: float  # job.created_at -> job.finished_at, from the database
     pipeline_wall_seconds: float  # this process: before import_job_create -> terminal status seen
@@ -89,7 +89,7 @@ class BenchmarkReport:
 
 def report_table(report: BenchmarkReport) -> str:
     head = (
-        f"{'rows':>9}  {'pass':<9}  {'pipeline s':>10}  {'pipeline r/s':>12}  {'baseline s':>10}  "
+        f"{'rows':>9}  {'pass':<10}  {'pipeline s':>10}  {'pipeline r/s':>12}  {'baseline s':>10}  "
         f"{'baseline r/s':>12}  {'ratio':>6}  {'peak worker MB':>14}  counts"
     )
     lines = [head, "-" * len(head)]
@@ -100,7 +100,7 @@ def report_table(report: BenchmarkReport) -> str:
             "ok" if r.counts_ok else f"WRONG ({r.status}: {r.created}/{r.updated}/{r.unchanged}/{r.failed})"
         )
         lines.append(
-            f"{r.rows:>9,}  {r.phase:<9}  {r.pipeline_seconds:>10.2f}  {r.pipeline_rows_per_second:>12,.0f}  "
+            f"{r.rows:>9,}  {r.phase:<10}  {r.pipeline_seconds:>10.2f}  {r.pipeline_rows_per_second:>12,.0f}  "
             f"{r.baseline_seconds:>10.2f}  {r.baseline_rows_per_second:>12,.0f}  {ratio:>6}  {peak:>14}  {counts}"
         )
     m = report.meta

@@ -67,14 +67,59 @@ def database_assert_disposable() -> None:
 def tables_reset() -> None:
     """Empty agents and everything an import wrote (the database is disposable, see above)."""
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE agents, sync_change, import_jobs CASCADE")
+        cursor.execute("TRUNCATE agents, sync_change, import_jobs, import_row_digests CASCADE")
         cursor.execute("ANALYZE agents")
 
 
-def _postgres_version() -> str:
+# Tables whose statistics and visibility maps the import's queries rely on.
+AUTOVACUUM_TABLES = ("agents", "import_row_digests")
+
+
+def autovacuum_emulate(*, vacuum: bool) -> list[str]:
+    """On a server that runs with autovacuum off, ANALYZE (and VACUUM) the tables above when autovacuum would.
+
+    Production runs autovacuum; a CI server may not (this one's conf.d sets
+    autovacuum = off). Without it the agents table keeps the statistics of an
+    empty table for the whole run, the planner picks plans that grow with the
+    table, and index-only scans visit the heap for every row. Same rules as
+    autovacuum, from the server's settings: ANALYZE once the rows changed since
+    the last analyze exceed autovacuum_analyze_threshold + scale_factor x rows;
+    with `vacuum`, VACUUM ANALYZE once dead or inserted rows exceed their
+    thresholds. Returns what it ran.
+    """
     with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        return f"PostgreSQL {cursor.fetchone()[0].split()[0]}"
+        cursor.execute(
+            "SELECT s.relname, "
+            "  s.n_dead_tup > current_setting('autovacuum_vacuum_threshold')::float"
+            "   + current_setting('autovacuum_vacuum_scale_factor')::float * greatest(c.reltuples, 0) "
+            "  OR s.n_ins_since_vacuum > current_setting('autovacuum_vacuum_insert_threshold')::float"
+            "   + current_setting('autovacuum_vacuum_insert_scale_factor')::float * greatest(c.reltuples, 0), "
+            "  s.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float"
+            "   + current_setting('autovacuum_analyze_scale_factor')::float * greatest(c.reltuples, 0) "
+            "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+            "WHERE current_setting('autovacuum') = 'off' AND s.relname = ANY(%s)",
+            [list(AUTOVACUUM_TABLES)],
+        )
+        due = cursor.fetchall()
+        ran = []
+        for name, vacuum_due, analyze_due in due:  # names from AUTOVACUUM_TABLES
+            if vacuum and vacuum_due:
+                ran.append(f"VACUUM (ANALYZE) {name}")
+            elif analyze_due:
+                ran.append(f"ANALYZE {name}")
+        for statement in ran:
+            cursor.execute(statement)
+    return ran
+
+
+def _setting(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting(%s)", [name])
+        return cursor.fetchone()[0]
+
+
+def _postgres_version() -> str:
+    return f"PostgreSQL {_setting('server_version').split()[0]}"
 
 
 # --- broker ------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import codecs
 import csv
 import io
 import re
+import sys
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -293,3 +295,54 @@ def csv_chunk_rows(
             line, reason = record.line, None
         reason = record.rejected or reason
         yield line, (RejectedCells(cells[1:], reason) if reason else cells[1:])
+
+
+# --- a chunk's records, located by the index planning recorded --------------------
+
+
+def record_index_pack(pairs: array) -> bytes:
+    """(offset from the chunk's first byte, line) of each record, as little-endian uint32 pairs."""
+    if sys.byteorder == "big":
+        pairs = array(pairs.typecode, pairs)
+        pairs.byteswap()
+    return pairs.tobytes()
+
+
+def record_index_unpack(data: bytes) -> array:
+    pairs = array("I")
+    pairs.frombytes(data)
+    if sys.byteorder == "big":
+        pairs.byteswap()
+    return pairs
+
+
+class ChunkRecords:
+    """The records of one chunk's byte range, located by the index planning recorded.
+
+    A record is parsed only when asked for, by csv_chunk_rows over its own
+    bytes: exactly what reading the whole range gives for it. `raw` is its
+    bytes as a digest sees them (imports.digests).
+    """
+
+    def __init__(self, data: bytes, index: bytes, *, encoding: str, staged: bool):
+        pairs = record_index_unpack(index)
+        self.data, self.encoding, self.staged = data, encoding, staged
+        self.offsets = pairs[0::2]
+        self.offsets.append(len(data))
+        self.lines = pairs[1::2]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def raw(self, i: int) -> bytes:
+        """The record's bytes without its line end (blank lines after it included)."""
+        record = self.data[self.offsets[i] : self.offsets[i + 1]].rstrip(b"\r\n")
+        # A staged record starts with its source line: the same row on another line is the same row.
+        return record.lstrip(b"0123456789") if self.staged else record
+
+    def row(self, i: int) -> tuple[int, list[str]]:
+        """(line, cells) of the record, as csv_chunk_rows reads it."""
+        window = self.data[self.offsets[i] : self.offsets[i + 1]]
+        return next(
+            csv_chunk_rows(window, encoding=self.encoding, first_line=self.lines[i], staged=self.staged)
+        )

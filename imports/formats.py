@@ -202,10 +202,12 @@ def cell_text(value: object) -> str:
 # name importable from imports.formats, as it was before the split.
 from .csv_reader import (  # noqa: E402
     CSV_FIELD_LIMIT,
+    ChunkRecords,
     CsvRecord,
     csv_chunk_rows,
     csv_encoding,
     csv_records,
+    record_index_pack,
     staged_line,
     staged_line_cell,
 )
@@ -241,10 +243,12 @@ __all__ = [
     "RejectedCells",
     "cell_text",
     "CSV_FIELD_LIMIT",
+    "ChunkRecords",
     "CsvRecord",
     "csv_chunk_rows",
     "csv_encoding",
     "csv_records",
+    "record_index_pack",
     "staged_line",
     "staged_line_cell",
     "JSON_UNKNOWN_KEYS_COUNTED",

@@ -90,6 +90,9 @@ class ImportChunk(TimedJobChunk):
     byte_end = models.BigIntegerField()
     # {row index within the chunk: line of the later row that supersedes it}
     superseded = models.JSONField(default=dict, blank=True)
+    # (offset from byte_start, line) of each record as uint32 pairs (csv_reader.ChunkRecords);
+    # emptied once the chunk is done.
+    record_index = models.BinaryField(default=b"", blank=True)
     created_rows = models.PositiveIntegerField(default=0)
     updated_rows = models.PositiveIntegerField(default=0)
     unchanged_rows = models.PositiveIntegerField(default=0)
@@ -224,3 +227,30 @@ class ImportRollbackChunk(JobChunk):
 
     def __str__(self) -> str:
         return f"rollback chunk {self.index} of {self.rollback_id}"
+
+
+class ImportRowDigest(models.Model):
+    """The last file row an import applied to an agent, and the agent's row version right after.
+
+    PostgreSQL-only bookkeeping (imports.digests): no sync trigger watches this
+    table and nothing sends it to D1. Not a foreign key to agents on purpose:
+    a deleted agent's digest matches nothing (the lookup joins agents), and a
+    foreign key would cost a check per row on every import write and every delete.
+    """
+
+    agent_id = models.CharField(max_length=64, primary_key=True)
+    # 128-bit keyed BLAKE2b of the row's bytes; the key is the job's rules, encoding and column mapping.
+    digest = models.BinaryField(max_length=16, db_index=True)
+    # The agents row version the import left: a write by any other path changes xmin.
+    agent_xmin = models.BigIntegerField()
+    agent_updated_at = models.DateTimeField()
+    # The row carried no id and was matched on (industry, state, licence): that key must still be unique.
+    by_licence = models.BooleanField(default=False)
+    # The row's rule warnings, [[column, value excerpt, message], ...], reported again when it is skipped.
+    warnings = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        db_table = "import_row_digests"
+
+    def __str__(self) -> str:
+        return f"digest of agent {self.agent_id}"

@@ -10,6 +10,7 @@ memory stays flat whatever the file's size.
 import csv
 import os
 import tempfile
+from array import array
 from pathlib import PurePath
 
 from django.conf import settings
@@ -29,6 +30,7 @@ from .formats import (
     header_map,
     json_header,
     json_rows,
+    record_index_pack,
     sniff_problem,
     staged_line,
     staged_line_cell,
@@ -246,6 +248,8 @@ def _plan(job: ImportJob) -> dict:
             return cells[i + offset] if i is not None and i + offset < len(cells) else None
 
         chunks: list[ImportChunk] = []
+        # Per chunk, (offset, line) of each record: a chunk reads a record without parsing the ones before it.
+        indexes: list[array] = []
         total = 0
         current = None
         # Repeated keys are found by PostgreSQL, not in a dict, so planning
@@ -274,8 +278,10 @@ def _plan(job: ImportJob) -> dict:
                             byte_end=record.byte_end,
                         )
                         chunks.append(current)
+                        indexes.append(array("I"))
                     current.row_count += 1
                     current.byte_end = record.byte_end
+                    indexes[-1].extend((record.byte_start - current.byte_start, record.line))
                     line, refused = _planned_line(record, staged)
                     if refused:  # a row error in its chunk; it has no key to compare
                         total += 1
@@ -293,7 +299,8 @@ def _plan(job: ImportJob) -> dict:
             cursor.execute("DROP TABLE import_plan_keys")
         if total == 0:
             raise ImportFileError(f"{name}: the file has a header but no data rows.")
-    for chunk in chunks:
+    for chunk, index in zip(chunks, indexes, strict=True):
+        chunk.record_index = record_index_pack(index)
         chunk.superseded = {
             str(i - chunk.first_row): superseded[i]
             for i in range(chunk.first_row, chunk.first_row + chunk.row_count)

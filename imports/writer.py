@@ -237,6 +237,9 @@ class ChunkWriter:
         with raw.copy(f"COPY import_stage ({stage_cols}) FROM STDIN") as copy:
             for r in rows:
                 copy.write_row(self._stage_tuple(r, defaults))
+        # The temp table has no statistics: without an index, the planner may check "not
+        # staged" (_shared_licences) by scanning the stage once per agent (3.8 s per 5,000 rows).
+        cursor.execute("CREATE INDEX ON import_stage (id)")
 
         if self.update_columns:
             lhs = ", ".join(f"a.{c}" for c in self.update_columns)
@@ -347,9 +350,29 @@ class ChunkWriter:
         for r in rows:
             hit = shared.get(r.values["id"])
             if hit:
-                industry, state, licence, n = hit
-                r.warnings.append(RowError(r.line, "license_number", excerpt(licence),
-                                           f"licence {licence} is shared by {n:,} agents in {state} {industry}"))  # fmt: skip
+                r.warnings.append(shared_licence_warning(r.line, *hit))
+
+
+def shared_licences_recount(agent_ids: list[str]) -> list[tuple[str, str, str, str, int]]:
+    """(agent id, industry, state, licence, holders) of the given agents whose licence key others hold too.
+
+    Counted from the table as it is: for rows the chunk did not stage
+    (unchanged, imports.digests), run after the chunk's write.
+    """
+    cursor = connection.cursor()
+    cursor.execute(
+        "SELECT a.id, a.industry, a.state, a.license_number, count(*) FROM agents a "
+        "JOIN agents o ON o.industry = a.industry AND o.state = a.state AND o.license_number = a.license_number "
+        "WHERE a.id IN (SELECT json_array_elements_text(%s::json)) AND a.license_number <> '' "
+        "GROUP BY 1, 2, 3, 4 HAVING count(*) > 1",
+        [json.dumps(agent_ids)],
+    )
+    return cursor.fetchall()
+
+
+def shared_licence_warning(line: int, industry: str, state: str, licence: str, holders: int) -> RowError:
+    return RowError(line, "license_number", excerpt(licence),
+                    f"licence {licence} is shared by {holders:,} agents in {state} {industry}")  # fmt: skip
 
 
 def write_isolating_bad_rows(

@@ -53,7 +53,7 @@ FROM generate_series(1, %s) AS g
 """
 
 
-class _RecordingClient(D1Client):
+class RecordingClient(D1Client):
     """Writes each request body it sends to a file, for the baseline replay."""
 
     def __init__(self, transport, sink):
@@ -81,13 +81,10 @@ def benchmark_sync_run(*, rows: int) -> dict:
             raise RuntimeError("a sync is running; try again once it has finished")
         engine = LocalD1Engine(persist_dir=str(Path(tmp) / "d1")).start()
         try:
-            retry = RetryPolicy(attempts=8, base=0.2, cap=5.0)
-            transport = RestTransport(
-                base_url=engine.api_base, account_id="bench", database_id="bench", timeout=120, retry=retry
-            )
+            transport = engine_transport(engine)
             bodies_path = Path(tmp) / "bodies.jsonl"
             with open(bodies_path, "wb") as sink:
-                client = _RecordingClient(transport, sink)
+                client = RecordingClient(transport, sink)
                 d1_migrate(client=client)
                 client.stats.__init__()
 
@@ -122,10 +119,8 @@ def benchmark_sync_run(*, rows: int) -> dict:
             }
 
             # Baseline: the same bodies, straight to the same (emptied) engine.
-            D1Client(transport).execute(
-                [Statement("DELETE FROM agents"), Statement("DELETE FROM sync_tombstones")]
-            )
-            report["baseline"] = _replay(bodies_path, f"{transport.url}/query", push_concurrency())
+            d1_agents_clear(D1Client(transport))
+            report["baseline"] = bodies_replay(bodies_path, f"{transport.url}/query", push_concurrency())
             report["ratio_sync_time_to_baseline"] = round(
                 report["sync"]["seconds"] / report["baseline"]["seconds"], 2
             )
@@ -139,7 +134,24 @@ def benchmark_sync_run(*, rows: int) -> dict:
     return report
 
 
-def _replay(path: Path, url: str, concurrency: int) -> dict:
+def engine_transport(engine: LocalD1Engine) -> RestTransport:
+    """The benchmarks' transport to a local engine: long timeout and short retries, it has no other user."""
+    return RestTransport(
+        base_url=engine.api_base,
+        account_id="bench",
+        database_id="bench",
+        timeout=120,
+        retry=RetryPolicy(attempts=8, base=0.2, cap=5.0),
+    )
+
+
+def d1_agents_clear(client: D1Client) -> None:
+    """Empty the engine's agents (and tombstones, which would block re-inserts) before a replay."""
+    client.execute([Statement("DELETE FROM agents"), Statement("DELETE FROM sync_tombstones")])
+
+
+def bodies_replay(path: Path, url: str, concurrency: int) -> dict:
+    """POST the recorded request bodies straight to `url`, `concurrency` in flight: the pure-engine baseline."""
     http = httpx.Client(headers={"content-type": "application/json"}, timeout=120)
     requests = 0
     sent = 0

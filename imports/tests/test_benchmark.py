@@ -46,7 +46,7 @@ def test_benchmark_runs_every_pass_through_a_real_worker(broker, tmp_path, monke
     )
 
     assert [(r.rows, r.phase) for r in report.results] == [(ROWS, p) for p in benchmark.PASSES]
-    insert, update, unchanged = report.results
+    insert, update, unchanged, nightly = report.results
     for r in report.results:
         assert r.status == "completed"
         assert r.failed == 0
@@ -59,8 +59,11 @@ def test_benchmark_runs_every_pass_through_a_real_worker(broker, tmp_path, monke
     assert (insert.created, insert.updated, insert.unchanged) == (ROWS, 0, 0)
     assert (update.created, update.updated, update.unchanged) == (0, ROWS, 0)
     assert (unchanged.created, unchanged.updated, unchanged.unchanged) == (0, 0, ROWS)
+    # Every 100th row of 150 changed: rows 0 and 100.
+    assert (nightly.created, nightly.updated, nightly.unchanged) == (0, 2, ROWS - 2)
+    assert nightly.expected == {"created": 0, "updated": 2, "unchanged": ROWS - 2}
     # The baseline wrote every row on insert and update, none when nothing changed.
-    assert [r.baseline_written for r in report.results] == [ROWS, ROWS, 0]
+    assert [r.baseline_written for r in report.results] == [ROWS, ROWS, 0, 2]
     assert report.ok
     assert report.meta["workers"] == 1 and report.meta["chunk_size"] == 100
 
@@ -71,7 +74,7 @@ def test_benchmark_runs_every_pass_through_a_real_worker(broker, tmp_path, monke
         "baseline_rows_per_second", "ratio", "peak_worker_mb", "created", "updated", "unchanged",
     } <= set(data["results"][0])  # fmt: skip
     table = benchmark.report_table(report)
-    assert "ratio" in table and "unchanged" in table
+    assert "ratio" in table and "unchanged" in table and "1% changed" in table
     assert any("starting 1 celery worker" in m.lower() for m in messages)
 
 
@@ -86,6 +89,36 @@ def test_update_file_changes_every_row_and_keeps_ids(tmp_path):
         assert {k: v for k, v in before.items() if k not in benchmark.UPDATED_COLUMNS} == {
             k: v for k, v in after.items() if k not in benchmark.UPDATED_COLUMNS
         }
+
+
+def test_nightly_file_changes_every_hundredth_row_in_one_column(tmp_path):
+    _, update_path = benchmark.benchmark_files_write(250, tmp_path)
+    nightly_path = tmp_path / "nightly.csv"
+    assert benchmark.changed_file_write(update_path, nightly_path, every=benchmark.NIGHTLY_EVERY) == 3
+    with update_path.open(newline="") as a, nightly_path.open(newline="") as b:
+        old, new = list(csv.DictReader(a)), list(csv.DictReader(b))
+    differing = [i for i, (before, after) in enumerate(zip(old, new, strict=True)) if before != after]
+    assert differing == [0, 100, 200]
+    for i in differing:
+        assert int(new[i]["years_experience"]) == int(old[i]["years_experience"]) + 1
+        assert {k: v for k, v in old[i].items() if k != "years_experience"} == {
+            k: v for k, v in new[i].items() if k != "years_experience"
+        }
+
+
+def test_a_wrong_count_is_reported():
+    result = benchmark.PassResult(
+        rows=300, phase="1% changed", status="completed", pipeline_seconds=2.0, pipeline_wall_seconds=2.1,
+        baseline_seconds=1.0, baseline_written=3, created=0, updated=300, unchanged=0, failed=0, chunks=1,
+        peak_worker_mb=100.0, expected={"created": 0, "updated": 3, "unchanged": 297},
+    )  # fmt: skip
+    assert not result.counts_ok
+    report = benchmark.BenchmarkReport(results=[result], meta={
+        "cpu_count": 2, "platform": "test", "postgresql": "PostgreSQL 15", "load_average": [0.1, 0.2],
+        "workers": 1, "worker_command": "celery", "chunk_size": 5000, "broker": "redis://", "database": "bench",
+    })  # fmt: skip
+    assert not report.ok
+    assert "WRONG (completed: 0/300/0/0)" in benchmark.report_table(report)
 
 
 def test_refuses_a_database_that_is_not_disposable(monkeypatch):
